@@ -1,0 +1,66 @@
+# Takt: `make demo` runs the stack on a simulated line, `make test` runs every check.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+APT_PACKAGES := mosquitto mosquitto-clients influxdb influxdb-client socat
+SERVICE_BINARIES := mosquitto mosquitto_passwd influxd socat
+DURATION ?=
+PYTEST_ARGS ?=
+
+.PHONY: setup system-deps venv test lint typecheck unit integration bench demo schema clean
+
+setup: system-deps $(STAMP)
+
+# Installs the Debian packages a fresh machine lacks (apt as root, else sudo).
+system-deps:
+	@missing=""; for b in $(SERVICE_BINARIES); do \
+	  command -v $$b >/dev/null 2>&1 || [ -x /usr/sbin/$$b ] || missing="$$missing $$b"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "setup: missing$$missing; installing $(APT_PACKAGES)"; \
+	  if ! command -v apt-get >/dev/null 2>&1; then \
+	    echo "setup: no apt-get here; install Mosquitto 2, InfluxDB 1.x (v1 HTTP API) and socat by hand" >&2; exit 1; fi; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO=sudo; \
+	  else echo "setup: need root or sudo to apt-get install $(APT_PACKAGES)" >&2; exit 1; fi; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
+	  $$SUDO systemctl disable --now mosquitto influxdb >/dev/null 2>&1 || true; \
+	fi
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+schema: setup
+	$(BIN)/takt schema export
+
+test: setup lint typecheck
+	$(BIN)/takt schema export --check
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+unit: setup
+	$(BIN)/pytest -m "not integration" $(PYTEST_ARGS)
+
+integration: setup
+	$(BIN)/pytest -m integration $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python -m bench $(if $(BENCH),$(BENCH),)
+
+demo: setup
+	$(BIN)/takt demo $(if $(DURATION),--duration $(DURATION),)
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

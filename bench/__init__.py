@@ -1,0 +1,1 @@
+"""Benchmarks: each ``bench_*.py`` measures one path against a baseline in the same run."""

@@ -1,0 +1,52 @@
+"""Export the wire contract's JSON Schemas so non-Python producers can publish."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import TypeAdapter
+
+from takt_wire import Batch, Event
+
+app = typer.Typer(no_args_is_help=True)
+
+DEFAULT_DIR = Path("docs/schema")
+
+
+def schemas() -> dict[str, dict[str, object]]:
+    """File name → JSON Schema, for the batch envelope and a single event."""
+    return {
+        "batch.schema.json": TypeAdapter(Batch).json_schema(),
+        "event.schema.json": TypeAdapter(Event).json_schema(),
+    }
+
+
+def render(schema: dict[str, object]) -> str:
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+@app.command()
+def export(
+    out: Annotated[Path, typer.Option(help="Folder to write the schema files into.")] = DEFAULT_DIR,
+    check: Annotated[
+        bool, typer.Option(help="Fail if the files differ instead of writing.")
+    ] = False,
+) -> None:
+    """Write (or with --check, verify) docs/schema/*.schema.json."""
+    stale = []
+    for name, schema in schemas().items():
+        path = out / name
+        text = render(schema)
+        if check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(str(path))
+            continue
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        typer.echo(f"wrote {path}")
+    if stale:
+        typer.echo(f"out of date: {', '.join(stale)}; run `takt schema export`", err=True)
+        raise typer.Exit(1)

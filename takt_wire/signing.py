@@ -1,0 +1,39 @@
+"""Optional HMAC-SHA256 signature over a batch payload.
+
+The signature covers the exact payload bytes, so a producer in any language can
+sign without reproducing a canonical JSON form. It travels beside the payload,
+as the MQTT v5 user property :data:`SIGNATURE_PROPERTY`, formatted
+``<key id>:<hex digest>`` so keys can be rotated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+
+from takt_wire.errors import ContractError
+
+SIGNATURE_PROPERTY = "takt-sig"
+
+
+def sign(payload: bytes, key_id: str, key: bytes) -> str:
+    """Signature value for ``payload`` under the named key."""
+    if not key_id or ":" in key_id:
+        raise ValueError("key id must be non-empty and contain no ':'")
+    digest = hmac.new(key, payload, hashlib.sha256).hexdigest()
+    return f"{key_id}:{digest}"
+
+
+def verify(payload: bytes, signature: str | None, keys: Mapping[str, bytes]) -> str:
+    """Check ``signature`` against the known keys; return the key id or raise ContractError."""
+    if not signature:
+        raise ContractError("bad_signature", "batch is not signed but signatures are required")
+    key_id, _, digest = signature.partition(":")
+    key = keys.get(key_id)
+    if key is None:
+        raise ContractError("bad_signature", f"unknown signing key id {key_id!r}")
+    expected = hmac.new(key, payload, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, digest):
+        raise ContractError("bad_signature", f"signature does not match (key {key_id!r})")
+    return key_id
