@@ -9,12 +9,10 @@ so that duplicates can be dropped and gaps seen.
 
 from __future__ import annotations
 
-import math
-from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import (
-    AfterValidator,
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -35,26 +33,15 @@ MAX_UNITS_PER_EVENT = 100_000
 """A counter jump above this is a broken device, not production."""
 
 
-def _utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("timestamp must carry a time zone (use UTC, e.g. '2026-11-23T08:00:00Z')")
-    return value.astimezone(UTC)
-
-
-def _finite_seconds(value: float) -> float:
-    if not math.isfinite(value):
-        raise ValueError("seconds must be a finite number")
-    return value
-
-
 Name = Annotated[
     str,
     Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$"),
 ]
 """Identifier safe as an MQTT topic level and an InfluxDB tag value (no spaces, '/', '+', '#')."""
 
-UtcTime = Annotated[datetime, AfterValidator(_utc)]
-Seconds = Annotated[float, Field(ge=0.0, le=31 * 24 * 3600.0), AfterValidator(_finite_seconds)]
+UtcTime = AwareDatetime
+"""Timestamps must carry a zone (e.g. '2026-11-23T08:00:00Z'); checked in pydantic-core."""
+Seconds = Annotated[float, Field(ge=0.0, le=31 * 24 * 3600.0, allow_inf_nan=False)]
 Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 
 
