@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, RootModel, TypeAdapter, ValidationError
 
 from takt_wire.errors import ContractError
 from takt_wire.events import SCHEMA_VERSION, Event, Name, UtcTime
@@ -36,7 +36,10 @@ class Batch(BaseModel):
 
 
 _batch_adapter: TypeAdapter[Batch] = TypeAdapter(Batch)
-_event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+class AnyEvent(RootModel[Event]):
+    """One event of any kind (for producers validating events one at a time)."""
 
 
 def _describe(err: ValidationError) -> str:
@@ -91,7 +94,7 @@ def _classify(payload: bytes | str, err: ValidationError) -> ContractError:
 def decode_event(data: dict[str, Any]) -> Event:
     """Validate one event from a dict (for producers assembling batches event by event)."""
     try:
-        return _event_adapter.validate_python(data)
+        return AnyEvent.model_validate(data).root
     except ValidationError as err:
         if data.get("v", SCHEMA_VERSION) != SCHEMA_VERSION:
             _check_version(data.get("v"))
