@@ -9,7 +9,7 @@ pass over the bytes (parse and validate in Rust), and every failure becomes a
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, TypeAdapter, ValidationError
 
@@ -28,7 +28,7 @@ class Batch(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    v: int = Field(default=SCHEMA_VERSION, description="Envelope schema version.")
+    v: Literal[1] = Field(default=1, description="Envelope schema version.")
     agent: Name
     boot: Name
     sent_at: UtcTime
@@ -59,7 +59,7 @@ def _check_version(version: object) -> None:
         )
 
 
-def decode_batch(payload: bytes | str) -> Batch:
+def decode_batch(payload: bytes | bytearray | str) -> Batch:
     """Parse and validate a batch; raise :class:`ContractError` on anything wrong."""
     size = len(payload)
     if size > MAX_PAYLOAD_BYTES:
@@ -70,7 +70,7 @@ def decode_batch(payload: bytes | str) -> Batch:
         raise _classify(payload, err) from None
 
 
-def _classify(payload: bytes | str, err: ValidationError) -> ContractError:
+def _classify(payload: bytes | bytearray | str, err: ValidationError) -> ContractError:
     """Tell malformed JSON, a version we do not speak and invalid content apart."""
     if any(e["type"] == "json_invalid" for e in err.errors(include_url=False)):
         return ContractError("malformed_json", _describe(err))

@@ -25,7 +25,7 @@ def sign(payload: bytes, key_id: str, key: bytes) -> str:
     return f"{key_id}:{digest}"
 
 
-def verify(payload: bytes, signature: str | None, keys: Mapping[str, bytes]) -> str:
+def verify(payload: bytes | bytearray, signature: str | None, keys: Mapping[str, bytes]) -> str:
     """Check ``signature`` against the known keys; return the key id or raise ContractError."""
     if not signature:
         raise ContractError("bad_signature", "batch is not signed but signatures are required")
