@@ -1,0 +1,213 @@
+"""Settings of the KPI service: environment variables (``TAKT_KPI_*``) over an optional YAML file.
+
+Secrets only ever come from the environment; outside development the service refuses
+to start with an empty or default secret, naming the field, so a forgotten variable
+cannot silently expose worker data.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import time
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+DEFAULT_SECRET = "change-me"
+CONFIG_FILE_ENV = "TAKT_KPI_CONFIG_FILE"
+
+
+class ConfigError(ValueError):
+    """Configuration is invalid; the message names the file and the field."""
+
+
+class BreakDef(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    start: time
+    end: time
+
+
+class ShiftDef(BaseModel):
+    """A named shift in local time; ``end <= start`` means it ends the next day (overnight)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_\-]+$")
+    start: time
+    end: time
+    breaks: tuple[BreakDef, ...] = ()
+    weekdays: tuple[int, ...] = Field(
+        default=(0, 1, 2, 3, 4, 5, 6), description="ISO weekday numbers 0=Mon..6=Sun."
+    )
+
+
+class Standard(BaseModel):
+    """Standard cycle time of a station (optionally only on one line)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    station: str
+    line: str | None = None
+    cycle_s: float = Field(gt=0, allow_inf_nan=False)
+
+
+class Band(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+    fraction: float = Field(gt=0, le=1)
+
+
+def _default_shifts() -> list[ShiftDef]:
+    return [
+        ShiftDef(
+            name="early",
+            start=time(6),
+            end=time(14),
+            breaks=(BreakDef(start=time(10), end=time(10, 30)),),
+        ),
+        ShiftDef(
+            name="late",
+            start=time(14),
+            end=time(22),
+            breaks=(BreakDef(start=time(18), end=time(18, 30)),),
+        ),
+        ShiftDef(
+            name="night",
+            start=time(22),
+            end=time(6),
+            breaks=(BreakDef(start=time(2), end=time(2, 30)),),
+        ),
+    ]
+
+
+def _default_bands() -> list[Band]:
+    return [
+        Band(name="top", fraction=0.25),
+        Band(name="middle", fraction=0.55),
+        Band(name="bottom", fraction=0.20),
+    ]
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Reads the YAML file named by ``TAKT_KPI_CONFIG_FILE`` (lowest priority after defaults)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get(CONFIG_FILE_ENV)
+        if not path:
+            return {}
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as err:
+            raise ConfigError(f"{path}: cannot read config: {err}") from err
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the config must be a mapping of setting names")
+        secrets = sorted(k for k in data if k in _SECRET_FIELDS)
+        if secrets:
+            raise ConfigError(
+                f"{path}: field {secrets[0]!r} is a secret; set it in the environment "
+                f"(TAKT_KPI_{secrets[0].upper()}), never in a file"
+            )
+        return data
+
+
+_SECRET_FIELDS = {"secret_key", "pseudonym_key", "influx_password"}
+
+
+class Settings(BaseSettings):
+    """Everything the KPI service needs; see docs/kpi-service.md for each field."""
+
+    model_config = SettingsConfigDict(env_prefix="TAKT_KPI_", extra="forbid")
+
+    environment: Literal["development", "production"] = "development"
+
+    influx_url: str = "http://127.0.0.1:8086"
+    influx_db: str = "takt"
+    influx_username: str | None = None
+    influx_password: SecretStr | None = None
+    influx_rp_raw: str = "raw"
+    influx_rp_rollup: str = "rollup"
+    use_rollups: bool = Field(
+        default=True,
+        description="Read hourly rollups when the period's buckets are whole hours.",
+    )
+    influx_timeout_s: float = 30.0
+
+    secret_key: SecretStr = Field(
+        default=SecretStr(DEFAULT_SECRET), description="Pepper for API key hashes."
+    )
+    pseudonymise: bool = False
+    pseudonym_key: SecretStr | None = None
+
+    state_dir: Path = Path("var/kpi")
+    timezone: str = "UTC"
+    shifts: list[ShiftDef] = Field(default_factory=_default_shifts)
+    standards: list[Standard] = Field(default_factory=list)
+    bands: list[Band] = Field(default_factory=_default_bands)
+    max_page_size: int = Field(default=500, ge=1, le=10_000)
+    max_evidence_rows: int = Field(default=5_000, ge=1, le=100_000)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlSource(settings_cls))
+
+    @model_validator(mode="after")
+    def _checked(self) -> Settings:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(f"timezone: unknown time zone {self.timezone!r}") from err
+        names = [s.name for s in self.shifts]
+        if len(set(names)) != len(names):
+            raise ValueError("shifts: shift names must be unique")
+        if abs(sum(b.fraction for b in self.bands) - 1.0) > 1e-9:
+            raise ValueError("bands: fractions must add up to 1")
+        if self.environment != "development":
+            secret = self.secret_key.get_secret_value()
+            if not secret or secret == DEFAULT_SECRET:
+                raise ValueError(
+                    "secret_key: set TAKT_KPI_SECRET_KEY to a random secret outside development"
+                )
+        if self.pseudonymise:
+            key = self.pseudonym_key.get_secret_value() if self.pseudonym_key else ""
+            if not key or (self.environment != "development" and key == DEFAULT_SECRET):
+                raise ValueError("pseudonym_key: pseudonymise is on; set TAKT_KPI_PSEUDONYM_KEY")
+        return self
+
+    @property
+    def keys_db(self) -> Path:
+        return self.state_dir / "apikeys.sqlite"
+
+    @property
+    def audit_db(self) -> Path:
+        return self.state_dir / "audit.sqlite"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning validation errors into one message naming source and field."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as err:
+        source = os.environ.get(CONFIG_FILE_ENV) or "environment (TAKT_KPI_*)"
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in err.errors()
+        )
+        raise ConfigError(f"{source}: invalid KPI service settings: {problems}") from err

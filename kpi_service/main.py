@@ -1,0 +1,72 @@
+"""The KPI service application factory.
+
+``LIFESPAN_HOOKS`` is the extension point for other parts of the service (realtime
+alerts, board): each hook is an async context manager factory taking the app; they
+are entered in order at start-up and exited in reverse at shutdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI
+
+from kpi_service.api.main import api_router
+from kpi_service.core.apikeys import KeyStore
+from kpi_service.core.audit import AuditLog
+from kpi_service.core.config import Settings, load_settings
+from kpi_service.influx import InfluxReader
+
+LifespanHook = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+LIFESPAN_HOOKS: list[LifespanHook] = []
+"""Hooks every app created afterwards runs (append at import time of your module)."""
+
+
+@asynccontextmanager
+async def _influx_hook(app: FastAPI) -> AsyncIterator[None]:
+    reader = InfluxReader(app.state.settings)
+    app.state.influx = reader
+    try:
+        yield
+    finally:
+        await reader.aclose()
+
+
+def create_app(
+    settings: Settings | None = None, *, hooks: list[LifespanHook] | None = None
+) -> FastAPI:
+    """Build the app; ``hooks`` run after the global ``LIFESPAN_HOOKS``."""
+    settings = settings or load_settings()
+    all_hooks: list[LifespanHook] = [_influx_hook, *LIFESPAN_HOOKS, *(hooks or [])]
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            for hook in all_hooks:
+                await stack.enter_async_context(hook(app))
+            yield
+
+    app = FastAPI(
+        title="Takt KPI service",
+        version="1.0",
+        description=(
+            "Objective production KPIs per worker, station, line and site, with the "
+            "evidence behind every figure. Worker data is personal data: every read is "
+            "audited. Figures are a decision aid for people, never an automatic decision."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.keys = KeyStore(settings.keys_db, settings.secret_key.get_secret_value())
+    app.state.audit = AuditLog(settings.audit_db)
+    # Usable without the lifespan too (e.g. API fuzzers driving the ASGI app directly).
+    app.state.influx = InfluxReader(settings)
+
+    @app.get("/healthz", tags=["health"], summary="Liveness (no credentials needed)")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.include_router(api_router)
+    return app
