@@ -23,9 +23,9 @@ system-deps:
 	    echo "setup: no apt-get here; install Mosquitto 2, InfluxDB 1.x (v1 HTTP API) and socat by hand" >&2; exit 1; fi; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO=sudo; \
 	  else echo "setup: need root or sudo to apt-get install $(APT_PACKAGES)" >&2; exit 1; fi; \
-	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
-	  $$SUDO systemctl disable --now mosquitto influxdb >/dev/null 2>&1 || true; \
+	  $$SUDO apt-get update -qq || { echo "setup: apt-get update failed" >&2; exit 1; }; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+	    $(APT_PACKAGES) >/dev/null || { echo "setup: apt-get install failed" >&2; exit 1; }; \
 	fi
 
 $(STAMP): pyproject.toml
