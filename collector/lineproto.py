@@ -1,0 +1,192 @@
+"""Canonical events as InfluxDB line protocol, per docs/influx-schema.md.
+
+Hand-written f-strings: ``influxdb_client.Point`` is ~20x slower (DESIGN.md) and
+this is the collector's hot path. Tag sets are of bounded cardinality, so the
+escaped ``measurement,tags`` prefix of each point is cached by its tag values.
+Every value still goes through the escaping rules, so nothing here relies on the
+contract's name pattern for correctness.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from takt_wire import Event, SessionEvent, StateEvent, UnitEvent, WorkEvent
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+SEQ_SLOTS = 1_000_000
+"""Nanoseconds below a millisecond used to keep events of one agent apart (seq mod this)."""
+
+_TAG_SPECIAL = (",", "=", " ")
+_TAG_TABLE = str.maketrans({",": "\\,", "=": "\\=", " ": "\\ "})
+_MEASUREMENT_TABLE = str.maketrans({",": "\\,", " ": "\\ "})
+_FIELD_STR_TABLE = str.maketrans({"\\": "\\\\", '"': '\\"'})
+_CACHE_LIMIT = 100_000
+
+
+class UnrepresentableError(ValueError):
+    """A value InfluxDB 1.x line protocol cannot carry faithfully."""
+
+
+def _check_key_or_tag(value: str) -> None:
+    if not value:
+        raise UnrepresentableError("tag keys and values must not be empty")
+    if "\\" in value or "\n" in value or "\r" in value:
+        # InfluxDB 1.x unescapes only '\,' '\=' '\ ' in tags; a backslash before a
+        # separator (or at the end) changes how the line splits, and a newline ends it.
+        raise UnrepresentableError(f"tag value {value!r} contains a backslash or a line break")
+
+
+def escape_tag(value: str) -> str:
+    """Tag key, tag value or field key: commas, equals signs and spaces are escaped."""
+    _check_key_or_tag(value)
+    return value.translate(_TAG_TABLE)
+
+
+def escape_measurement(value: str) -> str:
+    """Measurement name: commas and spaces are escaped."""
+    _check_key_or_tag(value)
+    return value.translate(_MEASUREMENT_TABLE)
+
+
+def quote_field(value: str) -> str:
+    """String field value, quoted, with backslashes and double quotes escaped."""
+    if "\n" in value or "\r" in value:
+        # 1.x accepts a newline inside quotes, but line-oriented readers and the
+        # bisecting writer split on it; keep one point per line.
+        value = value.replace("\r", "\\r").replace("\n", "\\n")
+    return f'"{value.translate(_FIELD_STR_TABLE)}"'
+
+
+def _tag(value: str) -> str:
+    if "," in value or "=" in value or " " in value or "\\" in value or "\n" in value:
+        return escape_tag(value)
+    if not value:
+        raise UnrepresentableError("tag values must not be empty")
+    return value
+
+
+def _fstr(value: str) -> str:
+    if '"' in value or "\\" in value or "\n" in value or "\r" in value:
+        return quote_field(value)
+    return f'"{value}"'
+
+
+def point_time_ns(ts: datetime, seq: int) -> int:
+    """Point timestamp from event identity: floor(ts to ms) x 10^6 + seq mod 10^6."""
+    return ((ts - EPOCH) // _MS) * SEQ_SLOTS + seq % SEQ_SLOTS
+
+
+def hour_of(time_ns: int) -> int:
+    """Start of the UTC hour a point falls in, in ns (what rollups recompute)."""
+    hour = 3_600_000_000_000
+    return time_ns - time_ns % hour
+
+
+def float_field(value: float) -> str:
+    """Float field: repr round-trips exactly; integral floats keep a decimal point."""
+    return repr(float(value))
+
+
+class Formatter:
+    """Turns events into lines, caching the escaped tag prefixes (bounded cardinality)."""
+
+    def __init__(self) -> None:
+        self._prefixes: dict[tuple[str, ...], str] = {}
+
+    def _prefix(self, key: tuple[str, ...]) -> str:
+        cached = self._prefixes.get(key)
+        if cached is not None:
+            return cached
+        if len(self._prefixes) >= _CACHE_LIMIT:
+            self._prefixes.clear()
+        measurement, *tags = key
+        names = _TAG_NAMES[measurement]
+        prefix = escape_measurement(measurement) + "".join(
+            f",{name}={_tag(value)}" for name, value in zip(names, tags, strict=True)
+        )
+        self._prefixes[key] = prefix
+        return prefix
+
+    def lines(self, event: Event, out: list[str]) -> int:
+        """Append the event's point lines to ``out``; return the point time (ns)."""
+        ts = point_time_ns(event.ts, event.seq)
+        ident = (
+            f"agent={_fstr(event.agent)},boot={_fstr(event.boot)},seq={event.seq}i,"
+            f"historical={'true' if event.historical else 'false'}"
+        )
+        if isinstance(event, UnitEvent):
+            prefix = self._prefix(
+                (
+                    "units",
+                    event.site,
+                    event.line,
+                    event.station,
+                    event.worker,
+                    event.outcome,
+                    event.defect_code or "none",
+                )
+            )
+            extra = ""
+            if event.serial is not None:
+                extra += f",serial={_fstr(event.serial)}"
+            if event.cycle_s is not None:
+                extra += f",cycle_s={float_field(event.cycle_s)}"
+            out.append(
+                f"{prefix} count={event.count}i,{ident},device={_fstr(event.device)}{extra} {ts}"
+            )
+        elif isinstance(event, WorkEvent):
+            self._work_lines(event, ident, ts, out)
+        elif isinstance(event, SessionEvent):
+            prefix = self._prefix(
+                ("sessions", event.site, event.line, event.station, event.worker, event.action)
+            )
+            out.append(f"{prefix} {ident},device={_fstr(event.device)} {ts}")
+        elif isinstance(event, StateEvent):
+            prefix = self._prefix(
+                (
+                    "states",
+                    event.site,
+                    event.line,
+                    event.station,
+                    event.state,
+                    event.reason or "none",
+                )
+            )
+            out.append(
+                f"{prefix} worker={_fstr(event.worker)},{ident},device={_fstr(event.device)} {ts}"
+            )
+        else:  # pragma: no cover - the Event union is closed
+            raise TypeError(f"not an event: {event!r}")
+        return ts
+
+    def _work_lines(self, event: WorkEvent, ident: str, ts: int, out: list[str]) -> None:
+        start_ns = (event.start - EPOCH) // timedelta(microseconds=1) * 1000
+        prefix = self._prefix(("work", event.site, event.line, event.station, event.worker))
+        out.append(
+            f"{prefix} work_s={float_field(event.work_s)},"
+            f"effective_s={float_field(event.effective_s)},"
+            f"down_s={float_field(sum(event.down_s.values()))},start_ns={start_ns}i,"
+            f"{ident},device={_fstr(event.device)} {ts}"
+        )
+        for reason, seconds in event.down_s.items():
+            down_prefix = self._prefix(
+                ("downtime", event.site, event.line, event.station, event.worker, reason)
+            )
+            out.append(
+                f"{down_prefix} seconds={float_field(seconds)},agent={_fstr(event.agent)},"
+                f"boot={_fstr(event.boot)},seq={event.seq}i {ts}"
+            )
+
+
+_TAG_NAMES: dict[str, tuple[str, ...]] = {
+    "units": ("site", "line", "station", "worker", "outcome", "defect_code"),
+    "work": ("site", "line", "station", "worker"),
+    "downtime": ("site", "line", "station", "worker", "reason"),
+    "sessions": ("site", "line", "station", "worker", "action"),
+    "states": ("site", "line", "station", "state", "reason"),
+}
+"""Tag keys per measurement, in the order the prefix cache stores their values."""
+
+MEASUREMENTS = tuple(_TAG_NAMES)

@@ -1,0 +1,237 @@
+"""The running collector: consume -> validate/format -> write -> acknowledge.
+
+One TaskGroup with named tasks. A message is acknowledged only after every event
+in it is in InfluxDB or in the dead-letter store: messages are added whole to the
+current batch and acknowledged when that batch is written; batches are written
+strictly in order, so a duplicate's acknowledgement never overtakes the write of
+the original. While InfluxDB is down the writer keeps retrying, the batch queue
+fills, nothing is acknowledged and the broker stops sending at receive-maximum.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+
+from collector.config import CollectorSettings
+from collector.dedupe import SeqTracker
+from collector.dlq import DeadLetter, DeadLetterStore
+from collector.http import StatusServer
+from collector.influx import InfluxWriter, WriterStopped
+from collector.metrics import Metrics
+from collector.mqtt import Consumer, Delivery
+from collector.pipeline import Outcome, Pipeline, Rules
+from collector.rollups import Rollups
+
+log = logging.getLogger(__name__)
+
+UNHEALTHY_AFTER_S = 30.0
+
+
+@dataclass
+class _Batch:
+    lines: list[str] = field(default_factory=list)
+    deliveries: list[Delivery] = field(default_factory=list)
+    hours: set[int] = field(default_factory=set)
+    started: float = field(default_factory=time.monotonic)
+
+
+def rules_from(settings: CollectorSettings) -> Rules:
+    v = settings.validation
+    keys = {k: s.get_secret_value().encode() for k, s in v.signing_keys.items()}
+    return Rules(
+        max_future_skew_s=v.max_future_skew_s,
+        stations=frozenset(v.stations) if v.stations is not None else None,
+        signing_keys=keys if v.require_signature else None,
+        check_topic=v.check_topic,
+    )
+
+
+class Collector:
+    """One collector instance; :meth:`run` until :meth:`stop` (or SIGTERM in the CLI)."""
+
+    def __init__(self, settings: CollectorSettings, metrics: Metrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        v = settings.validation
+        self.pipeline = Pipeline(rules_from(settings), SeqTracker(v.dedupe_streams, v.dedupe_holes))
+        self.dlq = DeadLetterStore(settings.dlq_path)
+        self._stopping = False
+        self._stop = asyncio.Event()
+        self.ready = asyncio.Event()
+        self.writer = InfluxWriter(settings.influx, self.metrics, lambda: self._hard_stop)
+        self._hard_stop = False
+        self.rollups = Rollups(self.writer, self.metrics, settings.rollup.debounce_s)
+        self.http_port = 0
+        self.written = 0
+        self._unacked = 0
+        self._consumer: Consumer | None = None
+
+    def stop(self) -> None:
+        """Begin a clean shutdown: stop taking messages, flush the batch, ack, disconnect."""
+        self._stopping = True
+        self._stop.set()
+
+    def health(self) -> tuple[bool, dict[str, object]]:
+        since = self.writer.failing_since
+        failing_for = time.monotonic() - since if since is not None else 0.0
+        mqtt_ok = self._consumer is not None and self._consumer.connected.is_set()
+        detail: dict[str, object] = {
+            "mqtt_connected": mqtt_ok,
+            "influx_failing_s": round(failing_for, 1),
+            "unacked": self._unacked,
+        }
+        return mqtt_ok and failing_for < UNHEALTHY_AFTER_S, detail
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        deliveries: asyncio.Queue[Delivery] = asyncio.Queue()
+        batches: asyncio.Queue[_Batch | None] = asyncio.Queue(self.settings.influx.pending_batches)
+        status = StatusServer(
+            self.settings.http.host, self.settings.http.port, self.metrics.registry, self.health
+        )
+        self.http_port = await status.start()
+        try:
+            if self.settings.influx.create:
+                await self.writer.ensure_database()
+            self._consumer = Consumer(self.settings.mqtt, self.metrics, loop, deliveries)
+            self._consumer.start()
+            self.ready.set()
+            async with asyncio.TaskGroup() as tasks:
+                writing = tasks.create_task(self._write(batches), name="write")
+                rollups = None
+                if self.settings.rollup.enabled:
+                    rollups = tasks.create_task(self.rollups.run(), name="rollups")
+                await self._consume(deliveries, batches)
+                await self._drain(writing)
+                if rollups is not None:
+                    rollups.cancel()
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(self.rollups.flush(), 10)
+        finally:
+            if self._consumer is not None:
+                self._consumer.stop()
+            await status.close()
+            await self.writer.aclose()
+            self.dlq.close()
+            log.info("collector stopped", extra={"written": self.written})
+
+    async def _drain(self, writing: asyncio.Task[None]) -> None:
+        """Give the writer the shutdown timeout to finish, then make it give up (no acks)."""
+        done, _ = await asyncio.wait({writing}, timeout=self.settings.shutdown_timeout_s)
+        if not done:
+            log.error("shutdown timeout: unwritten batches stay unacknowledged for redelivery")
+            self._hard_stop = True
+            done, _ = await asyncio.wait({writing}, timeout=self.settings.influx.timeout_s + 5)
+            if not done:
+                writing.cancel()
+
+    async def _consume(
+        self, deliveries: asyncio.Queue[Delivery], batches: asyncio.Queue[_Batch | None]
+    ) -> None:
+        settings = self.settings.influx
+        batch = _Batch()
+        stop_wait = asyncio.create_task(self._stop.wait())
+        try:
+            while not self._stopping:
+                timeout = None
+                if batch.deliveries:
+                    timeout = max(0.0, batch.started + settings.flush_interval_s - time.monotonic())
+                get = asyncio.create_task(deliveries.get())
+                done, _ = await asyncio.wait(
+                    {get, stop_wait}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                if get not in done:
+                    get.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await get
+                    if get.done() and not get.cancelled():
+                        deliveries.put_nowait(get.result())  # raced: keep it for later
+                    if batch.deliveries and not self._stopping:
+                        await batches.put(batch)
+                        batch = _Batch()
+                    continue
+                delivery = get.result()
+                if not batch.deliveries:
+                    batch.started = time.monotonic()
+                self._take(delivery, batch)
+                # Drain what is already queued without yielding per message.
+                while len(batch.lines) < settings.batch_size and not deliveries.empty():
+                    self._take(deliveries.get_nowait(), batch)
+                if len(batch.lines) >= settings.batch_size:
+                    await batches.put(batch)
+                    batch = _Batch()
+        finally:
+            stop_wait.cancel()
+            if batch.deliveries:
+                await batches.put(batch)
+            await batches.put(None)
+
+    def _take(self, delivery: Delivery, batch: _Batch) -> None:
+        self.metrics.messages.inc()
+        self._unacked += 1
+        self.metrics.unacked.set(self._unacked)
+        outcome = self.pipeline.process(delivery.topic, delivery.payload, delivery.properties)
+        self._account(outcome)
+        if outcome.rejected:
+            self.dlq.add(outcome.rejected)  # durable before the message can be acknowledged
+        batch.lines.extend(outcome.lines)
+        batch.deliveries.append(delivery)
+        batch.hours |= outcome.hours
+
+    def _account(self, outcome: Outcome) -> None:
+        m = self.metrics
+        if outcome.events:
+            m.events.inc(outcome.events)
+        if outcome.duplicates:
+            m.duplicates.inc(outcome.duplicates)
+        if outcome.lag_s is not None:
+            m.lag.set(outcome.lag_s)
+        for letter in outcome.rejected:
+            m.rejected.labels(kind=letter.kind, reason=letter.reason).inc()
+            log.warning(
+                "dead-lettered",
+                extra={"kind": letter.kind, "reason": letter.reason, "detail": letter.detail[:300]},
+            )
+        for gap in outcome.gaps:
+            m.gaps.inc()
+            m.missing.inc(gap.missing)
+            log.warning(
+                "sequence gap",
+                extra={
+                    "agent": gap.agent,
+                    "boot": gap.boot,
+                    "after": gap.after,
+                    "missing": gap.missing,
+                },
+            )
+
+    async def _write(self, batches: asyncio.Queue[_Batch | None]) -> None:
+        while (batch := await batches.get()) is not None:
+            try:
+                result = await self.writer.write(batch.lines)
+            except WriterStopped as err:
+                log.error(
+                    "batch abandoned at shutdown, not acknowledged", extra={"error": str(err)}
+                )
+                return
+            if result.rejected:
+                letters = [
+                    DeadLetter("point", "influx_rejected", detail, "", line.encode(), {})
+                    for line, detail in result.rejected
+                ]
+                self.dlq.add(letters)
+                for letter in letters:
+                    self.metrics.rejected.labels(kind="point", reason=letter.reason).inc()
+                    log.warning("point rejected by influx", extra={"detail": letter.detail[:300]})
+            self.written += result.written
+            self.metrics.points.inc(result.written)
+            assert self._consumer is not None
+            self._consumer.ack(batch.deliveries)
+            self._unacked -= len(batch.deliveries)
+            self.metrics.unacked.set(self._unacked)
+            self.metrics.batch_latency.observe(time.monotonic() - batch.started)
+            self.rollups.touch(batch.hours)
