@@ -1,0 +1,1 @@
+"""Realtime threshold alerts for supervisors: rules, a pure engine, a store and channels."""

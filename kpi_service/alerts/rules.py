@@ -1,0 +1,205 @@
+"""Alert rules: what to watch, where, over which window, and when to raise, clear and escalate.
+
+Rules live in a YAML file (``rules: [...]``, plus named ``channels``) that is validated
+as a whole at load time; an error names the file and the field, so a typo never
+silently disables an alert. Percentages are written as percent (``warning: 5`` = 5 %),
+time-based metrics in minutes, durations in seconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+Metric = Literal["defect_rate", "efficiency", "no_output", "down_time"]
+Scope = Literal["worker", "station", "line"]
+RuleId = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+]
+
+HIGHER_IS_WORSE: dict[Metric, bool] = {
+    "defect_rate": True,
+    "efficiency": False,
+    "no_output": True,
+    "down_time": True,
+}
+UNITS: dict[Metric, str] = {
+    "defect_rate": "%",
+    "efficiency": "%",
+    "no_output": "min",
+    "down_time": "min",
+}
+
+
+class RulesError(ValueError):
+    """The rules file is invalid; the message names the file and the field."""
+
+
+class Window(BaseModel):
+    """Event-time window: the last N minutes or the last N units (exactly one)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    minutes: float | None = Field(default=None, gt=0, le=24 * 60)
+    units: int | None = Field(default=None, ge=1, le=100_000)
+
+    @model_validator(mode="after")
+    def _one(self) -> Window:
+        if (self.minutes is None) == (self.units is None):
+            raise ValueError("give exactly one of minutes or units")
+        return self
+
+
+class Rule(BaseModel):
+    """One threshold rule; see docs/alerts.md for the semantics of each field."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: RuleId
+    metric: Metric
+    scope: Scope
+    window: Window = Window(minutes=15)
+    lines: tuple[str, ...] | None = Field(default=None, description="Only these lines.")
+    min_samples: int = Field(default=20, ge=0, description="Units needed in the window.")
+    warning: float = Field(allow_inf_nan=False)
+    critical: float | None = Field(default=None, allow_inf_nan=False)
+    clear: float = Field(allow_inf_nan=False, description="Level that clears (hysteresis).")
+    for_s: float = Field(default=0.0, ge=0, description="Breach must last this long (event time).")
+    cooldown_s: float = Field(default=300.0, ge=0, description="Quiet time after a clear.")
+    escalate_after_s: float | None = Field(
+        default=None, gt=0, description="Escalate when not acknowledged within this (wall) time."
+    )
+    standard_cycle_s: float | dict[str, float] | None = Field(
+        default=None, description="Efficiency: standard cycle (s), one value or per station."
+    )
+    channels: tuple[str, ...] = ()
+    escalation_channels: tuple[str, ...] = ()
+    enabled: bool = True
+
+    @property
+    def higher_is_worse(self) -> bool:
+        return HIGHER_IS_WORSE[self.metric]
+
+    def worse(self, value: float, threshold: float) -> bool:
+        """True when ``value`` is at or beyond ``threshold`` in the bad direction."""
+        return value >= threshold if self.higher_is_worse else value <= threshold
+
+    def applies_to_line(self, line: str) -> bool:
+        return self.lines is None or line in self.lines
+
+    def cycle_for(self, station: str) -> float | None:
+        if isinstance(self.standard_cycle_s, dict):
+            return self.standard_cycle_s.get(station)
+        return self.standard_cycle_s
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Rule:
+        up = self.higher_is_worse
+        if self.critical is not None and not self.worse(self.critical, self.warning):
+            raise ValueError(
+                f"critical must be {'above' if up else 'below'} warning for {self.metric}"
+            )
+        if self.worse(self.clear, self.warning):
+            raise ValueError(
+                f"clear must be {'below' if up else 'above'} warning for {self.metric} "
+                "(hysteresis: the level that ends an alert is better than the one that raises it)"
+            )
+        if self.metric in ("no_output", "down_time") and self.window.units is not None:
+            raise ValueError(f"{self.metric} needs a window in minutes")
+        if self.metric in ("no_output",) and self.scope == "line":
+            raise ValueError("no_output is watched per station or worker")
+        if self.metric == "down_time" and self.scope == "worker":
+            raise ValueError("down_time is a machine figure: scope station or line")
+        if self.metric == "efficiency" and self.standard_cycle_s is None:
+            raise ValueError("efficiency needs standard_cycle_s (one value or per station)")
+        if self.metric == "efficiency" and self.window.units is not None:
+            raise ValueError("efficiency needs a window in minutes (it divides by work time)")
+        if isinstance(self.standard_cycle_s, dict) and any(
+            v <= 0 for v in self.standard_cycle_s.values()
+        ):
+            raise ValueError("standard_cycle_s values must be positive")
+        if isinstance(self.standard_cycle_s, float | int) and self.standard_cycle_s <= 0:
+            raise ValueError("standard_cycle_s must be positive")
+        return self
+
+
+class ChannelDef(BaseModel):
+    """A named delivery channel; secrets are named by environment variable, never inlined."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["mqtt", "webhook", "dingtalk", "wecom", "slack", "email"]
+    url: str | None = None
+    secret_env: str | None = Field(default=None, description="Env var holding the signing secret.")
+    to: tuple[str, ...] = ()
+    sender: str | None = None
+    language: Literal["zh", "en", "both"] = "both"
+
+    @model_validator(mode="after")
+    def _needs(self) -> ChannelDef:
+        if self.type in ("webhook", "dingtalk", "wecom", "slack") and not self.url:
+            raise ValueError(f"a {self.type} channel needs a url")
+        if self.type == "email" and (not self.to or not self.sender):
+            raise ValueError("an email channel needs to (recipients) and sender")
+        return self
+
+
+class RuleSet(BaseModel):
+    """The whole rules file: channels by name and the rules that route to them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    channels: dict[RuleId, ChannelDef] = Field(default_factory=dict)
+    rules: tuple[Rule, ...] = ()
+
+    @model_validator(mode="after")
+    def _references(self) -> RuleSet:
+        ids = [r.id for r in self.rules]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"rule ids must be unique: {dupes}")
+        for index, rule in enumerate(self.rules):
+            for name in (*rule.channels, *rule.escalation_channels):
+                if name not in self.channels:
+                    raise ValueError(f"rules.{index} ({rule.id}): unknown channel {name!r}")
+        return self
+
+    def rule(self, rule_id: str) -> Rule | None:
+        return next((r for r in self.rules if r.id == rule_id), None)
+
+
+def _describe(err: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
+        for e in err.errors(include_url=False)[:5]
+    )
+
+
+def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
+    """Parse and validate rules YAML; :class:`RulesError` names ``source`` and the field."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise RulesError(f"{source}: not valid YAML: {err}") from err
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RulesError(f"{source}: expected a mapping with 'channels' and 'rules'")
+    try:
+        return RuleSet.model_validate(data)
+    except ValidationError as err:
+        raise RulesError(f"{source}: {_describe(err)}") from None
+
+
+def load_rules(path: Path) -> RuleSet:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise RulesError(f"{path}: cannot read rules: {err}") from err
+    return parse_rules(text, str(path))
+
+
+def dump_rules(rules: RuleSet) -> str:
+    return yaml.safe_dump(rules.model_dump(mode="json", exclude_defaults=True), sort_keys=False)
