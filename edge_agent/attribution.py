@@ -1,0 +1,282 @@
+"""Readings → canonical events for one station: who made what, and whose time it was (pure).
+
+The tracker holds the station's state (operator, machine state, open work
+interval, counter baselines) as a small model that is persisted with the
+events it produced, so a restart continues exactly where the last commit left
+off. Counter deltas in a reading belong to the operator and state in force
+*before* that reading's badge or state change (docs/devices.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from edge_agent.counters import counter_delta
+from edge_agent.mapping import Reading
+from edge_agent.profile import DeviceProfile
+from takt_wire import UNATTRIBUTED
+from takt_wire.events import MAX_UNITS_PER_EVENT
+
+
+class StationState(BaseModel):
+    """Everything a station's attribution needs to survive an agent restart."""
+
+    badge: str | None = None
+    worker: str | None = None
+    machine: str | None = None
+    interval_start: datetime | None = None
+    clock: datetime | None = None
+    counters: dict[str, int] = Field(default_factory=dict)
+    field_ts: dict[str, datetime] = Field(default_factory=dict)
+    defects_seen: bool = False
+    cycle_s: float | None = None
+
+
+@dataclass(frozen=True)
+class StationInfo:
+    site: str
+    line: str
+    station: str
+    device: str
+
+
+@dataclass
+class Notes:
+    """What happened besides events: for metrics and log lines."""
+
+    counter_kinds: list[tuple[str, str]] = field(default_factory=list)
+    stale_fields: list[str] = field(default_factory=list)
+    skewed: bool = False
+    problems: list[str] = field(default_factory=list)
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.:\-]")
+
+
+class WorkerResolver:
+    """Badge → worker id through the roster; unknown badges kept as ``badge-<uid>``."""
+
+    def __init__(self, roster: dict[str, str], pseudonym_key: bytes | None = None) -> None:
+        self.roster = roster
+        self.key = pseudonym_key
+        self.unknown: set[str] = set()
+
+    def __call__(self, badge: str) -> str:
+        worker = self.roster.get(badge)
+        if worker is None:
+            self.unknown.add(badge)
+            worker = "badge-" + _UNSAFE.sub("_", badge)[:56]
+        if self.key is not None:
+            digest = hmac.new(self.key, worker.encode(), hashlib.sha256).hexdigest()
+            return "p-" + digest[:20]
+        return worker[:64]
+
+
+def _iso(ts: datetime) -> str:
+    return ts.isoformat().replace("+00:00", "Z")
+
+
+class StationTracker:
+    """Turns one station's readings into event dicts (identity is added by the outbox)."""
+
+    def __init__(
+        self,
+        info: StationInfo,
+        profile: DeviceProfile,
+        resolve: Callable[[str], str],
+        work_interval_s: float = 60.0,
+        state: StationState | None = None,
+    ) -> None:
+        self.info = info
+        self.profile = profile
+        self.resolve = resolve
+        self.work_interval_s = work_interval_s
+        self.state = state or StationState()
+        spec = profile.signals.state
+        self._excused = set(spec.excused) if spec and spec.excused is not None else None
+
+    def _base(self, kind: str, ts: datetime, worker: str) -> dict[str, Any]:
+        return {
+            "kind": kind,
+            "site": self.info.site,
+            "line": self.info.line,
+            "station": self.info.station,
+            "device": self.info.device,
+            "worker": worker,
+            "ts": _iso(ts),
+        }
+
+    def _fresh(self, key: str, ts: datetime, notes: Notes) -> bool:
+        """False when this field's value is older than one already applied."""
+        last = self.state.field_ts.get(key)
+        if last is not None and ts < last:
+            notes.stale_fields.append(key)
+            return False
+        self.state.field_ts[key] = ts
+        return True
+
+    def _units(
+        self,
+        key: str,
+        value: int,
+        bits: int,
+        window: int | None,
+        notes: Notes,
+        baseline: int | None,
+    ) -> int:
+        last = self.state.counters.get(key)
+        if last is None:
+            last = baseline
+        if value >= (1 << bits):
+            notes.problems.append(f"{key}: {value} exceeds the {bits}-bit counter")
+            return 0
+        delta = counter_delta(last, value, bits, window)
+        if delta.kind in ("rollover", "reset"):
+            notes.counter_kinds.append((key, delta.kind))
+        self.state.counters[key] = value
+        if delta.units > MAX_UNITS_PER_EVENT:
+            notes.problems.append(f"{key}: implausible jump of {delta.units} units ignored")
+            notes.counter_kinds.append((key, "jump"))
+            return 0
+        return delta.units
+
+    def _close(self, end: datetime) -> list[dict[str, Any]]:
+        """Close the open work interval at ``end`` and reopen it there."""
+        st = self.state
+        events: list[dict[str, Any]] = []
+        if st.worker is not None and st.interval_start is not None:
+            span = (end - st.interval_start).total_seconds()
+            if span > 0:
+                event = self._base("work", end, st.worker)
+                down: dict[str, float] = {}
+                machine = st.machine or "idle"
+                if machine.startswith("down:"):
+                    reason = machine.removeprefix("down:")
+                    if self._excused is None or reason in self._excused:
+                        down[reason] = span
+                event.update(
+                    start=_iso(st.interval_start),
+                    work_s=span,
+                    effective_s=max(0.0, span - sum(down.values())),
+                    down_s=down,
+                )
+                events.append(event)
+        st.interval_start = end if st.worker is not None else None
+        return events
+
+    def tick(self, now: datetime) -> list[dict[str, Any]]:
+        """Close the work interval periodically (on the device clock)."""
+        st = self.state
+        if st.clock is None or now < st.clock:
+            return []
+        st.clock = now
+        if (
+            st.worker is not None
+            and st.interval_start is not None
+            and (now - st.interval_start).total_seconds() >= self.work_interval_s
+        ):
+            return self._close(now)
+        return []
+
+    def apply(self, reading: Reading, gateway_now: datetime) -> tuple[list[dict[str, Any]], Notes]:
+        notes = Notes(problems=list(reading.problems))
+        st = self.state
+        ts = reading.ts or gateway_now
+        if st.clock is not None and ts < st.clock:
+            notes.skewed = True
+            at = st.clock
+        else:
+            at = ts
+            st.clock = ts
+        worker_now = st.worker or UNATTRIBUTED
+        events: list[dict[str, Any]] = []
+        signals = self.profile.signals
+
+        # 1. counters, attributed to the state before this reading's changes
+        if reading.good is not None and self._fresh("good", ts, notes):
+            units = self._units(
+                "good", reading.good, signals.good.bits, signals.good.rollover_window, notes, None
+            )
+            events += self._unit_events("good", None, units, at, worker_now)
+        if reading.good_pulses:
+            events += self._unit_events("good", None, reading.good_pulses, at, worker_now)
+        spec = signals.defects
+        if spec is not None and reading.defects is not None:
+            from_zero = reading.defects_complete and st.defects_seen
+            for code, value in sorted(reading.defects.items()):
+                key = f"defect:{code}"
+                if not self._fresh(key, ts, notes):
+                    continue
+                units = self._units(
+                    key, value, spec.bits, spec.rollover_window, notes, 0 if from_zero else None
+                )
+                events += self._unit_events("defect", code, units, at, worker_now)
+            if reading.defects_complete:
+                st.defects_seen = True
+        if (
+            spec is not None
+            and reading.defect_total is not None
+            and self._fresh("defects", ts, notes)
+        ):
+            units = self._units(
+                "defects", reading.defect_total, spec.bits, spec.rollover_window, notes, None
+            )
+            code = reading.last_code or "unknown"
+            events += self._unit_events("defect", code, units, at, worker_now)
+        if reading.cycle_s is not None:
+            st.cycle_s = reading.cycle_s
+
+        # 2. badge and state changes close the interval of the old worker/state
+        new_badge = st.badge
+        if reading.has_operator and self._fresh("operator", ts, notes):
+            new_badge = reading.operator
+        new_machine = st.machine
+        if reading.state is not None and self._fresh("state", ts, notes):
+            new_machine = reading.state
+        badge_changed = new_badge != st.badge
+        state_changed = new_machine != st.machine
+        if badge_changed or state_changed:
+            events += self._close(at)
+        if badge_changed:
+            if st.worker is not None:
+                events.append(self._base("session", at, st.worker) | {"action": "logout"})
+            st.badge = new_badge
+            st.worker = self.resolve(new_badge) if new_badge is not None else None
+            if st.worker is not None:
+                events.append(self._base("session", at, st.worker) | {"action": "login"})
+            st.interval_start = at if st.worker is not None else None
+        if state_changed:
+            st.machine = new_machine
+            if new_machine is not None:
+                event = self._base("state", at, st.worker or UNATTRIBUTED)
+                kind, _, reason = new_machine.partition(":")
+                event["state"] = kind
+                if reason:
+                    event["reason"] = reason
+                events.append(event)
+
+        # 3. periodic close on the device clock
+        events += self.tick(at)
+        return events, notes
+
+    def _unit_events(
+        self, outcome: str, code: str | None, units: int, at: datetime, worker: str
+    ) -> list[dict[str, Any]]:
+        if units <= 0:
+            return []
+        event = self._base("unit", at, worker)
+        event["outcome"] = outcome
+        event["count"] = units
+        if code is not None:
+            event["defect_code"] = code
+        if self.state.cycle_s is not None and outcome == "good":
+            event["cycle_s"] = self.state.cycle_s
+        return [event]

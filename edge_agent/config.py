@@ -1,0 +1,309 @@
+"""Gateway configuration: YAML file + environment overrides (pydantic-settings).
+
+Secrets (broker password, OPC UA / device-broker passwords, pseudonymisation and
+signing keys) come from environment variables only; a secret in the YAML file
+is refused, so it never lands in a repository. Errors name the file and field.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from edge_agent.outbox import OnFull
+from edge_agent.profile import DeviceProfile, ProfileError, load_profiles
+from takt_wire.batch import MAX_BATCH_EVENTS, MAX_PAYLOAD_BYTES
+from takt_wire.events import Name
+
+ENV_PREFIX = "TAKT_AGENT_"
+SECRET_KEYS = {"password", "pseudonym_key", "signing_key", "private_key_password"}
+DEFAULT_PROFILES = Path(__file__).resolve().parent.parent / "device_profiles"
+
+
+class ConfigError(ValueError):
+    """A gateway config that cannot be used; the message names the file and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BrokerConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    tls: bool = False
+    ca_file: Path | None = None
+    username: str | None = None
+    password: SecretStr | None = Field(default=None, description="Env only.")
+    allow_anonymous: bool = Field(
+        default=False, description="Must be set explicitly to connect without a username."
+    )
+    client_id: str | None = None
+    keepalive: int = Field(default=30, ge=5)
+    reconnect_max_s: float = Field(default=15.0, gt=0)
+
+    @model_validator(mode="after")
+    def _no_anonymous_by_accident(self) -> BrokerConfig:
+        if not self.username and not self.allow_anonymous:
+            raise ValueError(
+                "no username: set broker.username (password from env) "
+                "or broker.allow_anonymous: true for a test broker"
+            )
+        return self
+
+
+class OutboxConfig(_Strict):
+    path: Path = Path("var/agent/outbox.db")
+    max_events: int = Field(default=2_000_000, ge=100)
+    on_full: OnFull = "block"
+    synchronous: Literal["FULL", "NORMAL"] = "FULL"
+
+
+class PublishConfig(_Strict):
+    batch_max_events: int = Field(default=1000, ge=1, le=MAX_BATCH_EVENTS)
+    batch_max_bytes: int = Field(default=512 * 1024, ge=4096, le=MAX_PAYLOAD_BYTES // 2)
+    window: int = Field(default=8, ge=1, le=1000)
+    historical_after_s: float = Field(default=5.0, gt=0)
+    signing_key_id: str = Field(default="k1", pattern=r"^[^:]+$")
+
+
+class HttpConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=9108, ge=0, le=65535, description="0 disables the HTTP port.")
+
+
+class OpcuaSecurity(_Strict):
+    policy: Literal["None", "Basic256Sha256", "Aes128_Sha256_RsaOaep"] = "None"
+    mode: Literal["None", "Sign", "SignAndEncrypt"] = "None"
+    certificate: Path | None = None
+    private_key: Path | None = None
+    server_certificate: Path | None = Field(
+        default=None, description="Trusted server certificate; required with a security policy."
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> OpcuaSecurity:
+        if (self.policy == "None") != (self.mode == "None"):
+            raise ValueError("policy and mode must both be None or both be set")
+        if self.policy != "None" and not (
+            self.certificate and self.private_key and self.server_certificate
+        ):
+            raise ValueError(
+                "a security policy needs certificate, private_key and server_certificate"
+            )
+        return self
+
+
+class _Credentials(_Strict):
+    username: str | None = None
+    password_env: str | None = Field(
+        default=None, description="Name of the env var with the password."
+    )
+
+    def password(self) -> str | None:
+        if self.password_env is None:
+            return None
+        return os.environ.get(self.password_env)
+
+
+class OpcuaConnection(_Credentials):
+    type: Literal["opcua"]
+    endpoint: str = Field(pattern=r"^opc\.tcp://")
+    security: OpcuaSecurity = Field(default_factory=OpcuaSecurity)
+    defect_codes: list[str] = Field(
+        default_factory=list, description="Codes to monitor besides discovered ones."
+    )
+    timeout_s: float = Field(default=4.0, gt=0)
+
+
+class MqttConnection(_Credentials):
+    type: Literal["mqtt"]
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    tls: bool = False
+    client_id: str | None = None
+
+
+class SerialConnection(_Strict):
+    type: Literal["serial"]
+    port: str | None = None
+    port_file: Path | None = Field(default=None, description="File holding the port path.")
+
+    @model_validator(mode="after")
+    def _one(self) -> SerialConnection:
+        if (self.port is None) == (self.port_file is None):
+            raise ValueError("give exactly one of port and port_file")
+        return self
+
+    def resolve(self) -> str:
+        if self.port is not None:
+            return self.port
+        assert self.port_file is not None
+        return self.port_file.read_text().strip()
+
+
+Connection = Annotated[
+    OpcuaConnection | MqttConnection | SerialConnection, Field(discriminator="type")
+]
+
+
+class StationConfig(_Strict):
+    id: Name
+    line: Name
+    profile: str
+    device: Name | None = None
+    connection: Connection
+
+
+class GatewayConfig(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid"
+    )
+
+    agent_id: Name
+    site: Name
+    broker: BrokerConfig
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    publish: PublishConfig = Field(default_factory=PublishConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    roster: Path | None = None
+    pseudonymise: bool = False
+    pseudonym_key: SecretStr | None = None
+    signing: bool = False
+    signing_key: SecretStr | None = None
+    profiles_dir: Path = DEFAULT_PROFILES
+    work_interval_s: float = Field(default=60.0, gt=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    stations: list[StationConfig] = Field(min_length=1)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GatewayConfig:
+        ids = [s.id for s in self.stations]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"station ids must be unique: {dupes}")
+        if self.pseudonymise and self.pseudonym_key is None:
+            raise ValueError(f"pseudonymise needs the key in env {ENV_PREFIX}PSEUDONYM_KEY")
+        if self.signing and self.signing_key is None:
+            raise ValueError(f"signing needs the key in env {ENV_PREFIX}SIGNING_KEY")
+        return self
+
+
+def _find_secrets(node: Any, path: str = "") -> list[str]:
+    found: list[str] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            where = f"{path}.{key}" if path else str(key)
+            if key in SECRET_KEYS:
+                found.append(where)
+            found += _find_secrets(value, where)
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found += _find_secrets(value, f"{path}.{i}")
+    return found
+
+
+def _describe(err: ValidationError) -> str:
+    parts = []
+    for item in err.errors(include_url=False)[:5]:
+        loc = ".".join(str(p) for p in item["loc"]) or "(root)"
+        parts.append(f"field '{loc}': {item['msg']}")
+    return "; ".join(parts)
+
+
+def _rebase(path: Path | None, base: Path) -> Path | None:
+    return None if path is None or path.is_absolute() else base / path
+
+
+def load_config(path: Path) -> tuple[GatewayConfig, dict[str, DeviceProfile]]:
+    """Read, validate and cross-check a gateway config and the profiles it uses."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: cannot read: {err}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the config is a mapping of fields")
+    secrets = _find_secrets(raw)
+    if secrets:
+        raise ConfigError(
+            f"{path}: field '{secrets[0]}': secrets are read from environment variables only "
+            f"(e.g. {ENV_PREFIX}BROKER__PASSWORD), never from the file"
+        )
+    try:
+        config = GatewayConfig(**raw)
+    except ValidationError as err:
+        raise ConfigError(f"{path}: {_describe(err)}") from None
+    base = path.resolve().parent
+    for holder, attr in ((config, "roster"), (config.outbox, "path"), (config.broker, "ca_file")):
+        rebased = _rebase(getattr(holder, attr), base)
+        if rebased is not None:
+            setattr(holder, attr, rebased)
+    if not config.profiles_dir.is_absolute():
+        config.profiles_dir = base / config.profiles_dir
+    for station in config.stations:
+        conn = station.connection
+        if isinstance(conn, SerialConnection) and conn.port_file is not None:
+            conn.port_file = _rebase(conn.port_file, base) or conn.port_file
+        if isinstance(conn, OpcuaConnection):
+            sec = conn.security
+            for attr in ("certificate", "private_key", "server_certificate"):
+                rebased = _rebase(getattr(sec, attr), base)
+                if rebased is not None:
+                    setattr(sec, attr, rebased)
+    try:
+        profiles = load_profiles(config.profiles_dir)
+    except ProfileError as err:
+        raise ConfigError(str(err)) from None
+    for i, station in enumerate(config.stations):
+        profile = profiles.get(station.profile)
+        where = f"{path}: field 'stations.{i}"
+        if profile is None:
+            raise ConfigError(
+                f"{where}.profile': unknown profile {station.profile!r} "
+                f"(known: {', '.join(sorted(profiles))})"
+            )
+        if profile.protocol != station.connection.type:
+            raise ConfigError(
+                f"{where}.connection.type': profile {profile.model} speaks "
+                f"{profile.protocol}, not {station.connection.type}"
+            )
+        conn = station.connection
+        if (
+            isinstance(conn, OpcuaConnection | MqttConnection)
+            and conn.password_env
+            and conn.password_env not in os.environ
+        ):
+            raise ConfigError(
+                f"{where}.connection.password_env': environment variable "
+                f"{conn.password_env} is not set"
+            )
+    if config.roster is not None and not config.roster.is_file():
+        raise ConfigError(f"{path}: field 'roster': {config.roster} does not exist")
+    return config, profiles
+
+
+def load_roster(path: Path | None) -> dict[str, str]:
+    """badge → worker id, from ``badges:`` in a roster YAML."""
+    if path is None:
+        return {}
+    raw = yaml.safe_load(path.read_text()) or {}
+    badges = raw.get("badges", {}) if isinstance(raw, dict) else None
+    if not isinstance(badges, dict):
+        raise ConfigError(f"{path}: field 'badges' must map badge ids to worker ids")
+    return {str(k): str(v) for k, v in badges.items()}

@@ -1,0 +1,236 @@
+"""Raw device readings → normalised readings, as a device profile says (pure).
+
+Sources only move bytes; every decision about what a raw value means is made
+here, so it can be tested with fixtures. A field that cannot be understood is
+reported as a problem and left out; the rest of the reading still counts.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from edge_agent.profile import DeviceProfile, is_code
+
+
+@dataclass(frozen=True)
+class RawReading:
+    """What a source saw: values by key, and the device time when the protocol carries it."""
+
+    station: str
+    values: dict[str, Any]
+    source_ts: datetime | None = None
+    topic: str | None = None
+
+
+@dataclass
+class Reading:
+    """One normalised reading; ``None`` means the reading does not carry that signal."""
+
+    station: str
+    ts: datetime | None
+    good: int | None = None
+    good_pulses: int = 0
+    defects: dict[str, int] | None = None
+    defects_complete: bool = False
+    defect_total: int | None = None
+    last_code: str | None = None
+    operator: str | None = None
+    has_operator: bool = False
+    state: str | None = None
+    cycle_s: float | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+class _Missing:
+    pass
+
+
+MISSING: Any = _Missing()
+
+
+def lookup(raw: RawReading, path: str) -> Any:
+    """Value at a JSON path (``a.b``) or topic segment (``$topic.N``); MISSING if absent."""
+    if path.startswith("$topic."):
+        if raw.topic is None:
+            return MISSING
+        parts = raw.topic.split("/")
+        try:
+            return parts[int(path.removeprefix("$topic."))]
+        except (ValueError, IndexError):
+            return MISSING
+    if path in raw.values:
+        return raw.values[path]
+    node: Any = raw.values
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return MISSING
+        node = node[part]
+    return node
+
+
+def _count(value: Any) -> int:
+    """A non-negative integer count, from an int, an integral float or decimal text."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, float):
+        if not math.isfinite(value) or value != int(value):
+            raise ValueError(f"{value!r} is not a whole number")
+        number = int(value)
+    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        number = int(value.strip())
+    else:
+        raise ValueError(f"{value!r} is not a count")
+    if number < 0:
+        raise ValueError(f"{number} is negative")
+    return number
+
+
+def _seconds(value: Any) -> float:
+    number = float(value)
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{value!r} is not a finite non-negative number of seconds")
+    return number
+
+
+def _time(value: Any, fmt: str) -> datetime:
+    if fmt == "iso8601":
+        parsed = datetime.fromisoformat(str(value))
+        if parsed.tzinfo is None:
+            raise ValueError(f"{value!r} has no time zone")
+        return parsed.astimezone(UTC)
+    number = float(value)
+    if not math.isfinite(number) or number <= 0:
+        raise ValueError(f"{value!r} is not a time")
+    if fmt == "epoch_ms":
+        number /= 1000.0
+    return datetime.fromtimestamp(number, UTC)
+
+
+def _pairs(text: str) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for item in filter(None, text.split(",")):
+        code, sep, count = item.partition(":")
+        if not sep:
+            raise ValueError(f"{item!r} is not code:count")
+        result[code] = count
+    return result
+
+
+def _defect_map(raw: RawReading, profile: DeviceProfile, reading: Reading) -> None:
+    spec = profile.signals.defects
+    assert spec is not None
+    if spec.format == "pattern":
+        head, _, tail = spec.at.partition("{code}")
+        regex = re.compile(re.escape(head) + r"(.+)" + re.escape(tail) + "$")
+        found: dict[str, Any] = {}
+        for key, value in raw.values.items():
+            match = regex.match(key)
+            if match:
+                found[match.group(1)] = value
+        if not found:
+            return
+        source: dict[str, Any] = found
+    else:
+        value = lookup(raw, spec.at)
+        if value is MISSING:
+            return
+        if spec.format == "pairs":
+            source = _pairs(str(value))
+        elif isinstance(value, dict):
+            source = value
+        else:
+            raise ValueError(f"{value!r} is not a map of code to count")
+        reading.defects_complete = True
+    counts: dict[str, int] = {}
+    for code, count in source.items():
+        if not is_code(str(code)):
+            reading.problems.append(f"defects: code {code!r} is not a valid code")
+            continue
+        try:
+            counts[str(code)] = _count(count)
+        except ValueError as err:
+            reading.problems.append(f"defects.{code}: {err}")
+    reading.defects = counts
+
+
+def map_reading(raw: RawReading, profile: DeviceProfile) -> Reading:
+    """Normalise one raw reading; problems are listed on the result, never raised."""
+    signals = profile.signals
+    reading = Reading(station=raw.station, ts=None)
+
+    def get(name: str, path: str, convert: Any) -> Any:
+        value = lookup(raw, path)
+        if value is MISSING:
+            return MISSING
+        try:
+            return convert(value)
+        except (TypeError, ValueError, OverflowError) as err:
+            reading.problems.append(f"{name}: {err}")
+            return MISSING
+
+    if profile.time_source == "device" and signals.time is not None:
+        if signals.time.format == "source_timestamp":
+            reading.ts = raw.source_ts
+        else:
+            assert signals.time.at is not None
+            fmt = signals.time.format
+            ts = get("time", signals.time.at, lambda v: _time(v, fmt))
+            reading.ts = None if ts is MISSING else ts
+        if reading.ts is None and not reading.problems:
+            reading.problems.append("time: reading carries no device time")
+
+    good = signals.good
+    if good.kind == "cumulative":
+        value = get("good", good.at, _count)
+        if value is not MISSING:
+            reading.good = value
+    else:
+        value = get("good", good.at, _count)
+        if value is not MISSING:
+            reading.good_pulses = value
+
+    defects = signals.defects
+    if defects is not None:
+        if defects.mode == "per_code":
+            try:
+                _defect_map(raw, profile, reading)
+            except ValueError as err:
+                reading.problems.append(f"defects: {err}")
+        else:
+            value = get("defects", defects.at, _count)
+            if value is not MISSING:
+                reading.defect_total = value
+            assert defects.last_code is not None
+            code = get("defects.last_code", defects.last_code, str)
+            if code is not MISSING and code:
+                reading.last_code = code if is_code(code) else "unknown"
+
+    if signals.operator is not None:
+        badge = get("operator", signals.operator.at, lambda v: str(v).strip())
+        if badge is not MISSING:
+            reading.has_operator = True
+            reading.operator = None if badge in signals.operator.nobody else badge
+
+    if signals.state is not None:
+        spec = signals.state
+        raw_state = get("state", spec.at, lambda v: str(v).strip())
+        if raw_state is not MISSING:
+            mapped = spec.map.get(raw_state)
+            if mapped is None:
+                reading.problems.append(
+                    f"state: unmapped value {raw_state!r}, using {spec.unknown}"
+                )
+                mapped = spec.unknown
+            reading.state = mapped
+
+    if signals.cycle_time is not None:
+        cycle = get("cycle_time", signals.cycle_time.at, _seconds)
+        if cycle is not MISSING:
+            reading.cycle_s = cycle
+    return reading

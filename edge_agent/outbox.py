@@ -1,0 +1,142 @@
+"""The durable outbox: every event is committed here before it is published.
+
+SQLite in WAL mode. One transaction holds a batch of new events *and* the
+station states (counter baselines, open work intervals) that produced them, so
+a crash at any point either keeps both or neither: no double count, no loss.
+Rows are deleted only when the broker acknowledged the message carrying them.
+Sequence numbers are strictly increasing per agent and survive restarts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+log = logging.getLogger(__name__)
+
+OnFull = Literal["block", "drop_oldest"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, created REAL NOT NULL,
+    body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS stations (station TEXT PRIMARY KEY, state TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS dead_letter (id INTEGER PRIMARY KEY, created REAL NOT NULL,
+    reason TEXT NOT NULL, body TEXT NOT NULL);
+"""
+
+
+class Outbox:
+    """Events waiting for a PUBACK, plus the station states they came from."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        agent: str,
+        boot: str,
+        max_events: int = 2_000_000,
+        on_full: OnFull = "block",
+        synchronous: Literal["FULL", "NORMAL"] = "FULL",
+    ) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.agent = agent
+        self.boot = boot
+        self.max_events = max_events
+        self.on_full = on_full
+        self.dropped = 0
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute(f"PRAGMA synchronous={synchronous}")
+        self.db.executescript(_SCHEMA)
+        row = self.db.execute("SELECT value FROM meta WHERE key='last_seq'").fetchone()
+        top = self.db.execute("SELECT max(seq) FROM events").fetchone()[0]
+        self.last_seq = max(int(row[0]) if row else -1, top if top is not None else -1)
+        self.pending = int(self.db.execute("SELECT count(*) FROM events").fetchone()[0])
+
+    def close(self) -> None:
+        self.db.close()
+
+    @property
+    def fill_ratio(self) -> float:
+        return self.pending / self.max_events
+
+    @property
+    def full(self) -> bool:
+        return self.pending >= self.max_events
+
+    def load_states(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT station, state FROM stations").fetchall())
+
+    def commit(
+        self,
+        events: Iterable[Mapping[str, Any]],
+        states: Mapping[str, str],
+        dead: Iterable[tuple[str, str]] = (),
+    ) -> int:
+        """Add events (identity assigned here) and station states in one transaction."""
+        now = time.time()
+        rows = []
+        seq = self.last_seq
+        for event in events:
+            seq += 1
+            body = dict(event, agent=self.agent, boot=self.boot, seq=seq)
+            rows.append((seq, now, json.dumps(body, separators=(",", ":"))))
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if rows:
+                db.executemany("INSERT INTO events (seq, created, body) VALUES (?, ?, ?)", rows)
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('last_seq', ?)", (str(seq),))
+            if states:
+                db.executemany("INSERT OR REPLACE INTO stations VALUES (?, ?)", states.items())
+            dead_rows = [(now, reason, body) for reason, body in dead]
+            if dead_rows:
+                db.executemany(
+                    "INSERT INTO dead_letter (created, reason, body) VALUES (?, ?, ?)", dead_rows
+                )
+            dropped = 0
+            overflow = self.pending + len(rows) - self.max_events
+            if overflow > 0 and self.on_full == "drop_oldest":
+                dropped = db.execute(
+                    "DELETE FROM events WHERE seq IN (SELECT seq FROM events ORDER BY seq LIMIT ?)",
+                    (overflow,),
+                ).rowcount
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self.last_seq = seq
+        self.pending += len(rows) - dropped
+        if dropped:
+            self.dropped += dropped
+            log.error(
+                "outbox full (%d events): dropped the %d oldest events (policy drop_oldest)",
+                self.max_events,
+                dropped,
+            )
+        return len(rows)
+
+    def fetch(self, after_seq: int, limit: int) -> list[tuple[int, float, str]]:
+        """Pending events after ``after_seq``, oldest first."""
+        return self.db.execute(
+            "SELECT seq, created, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after_seq, limit),
+        ).fetchall()
+
+    def acked(self, first_seq: int, last_seq: int) -> int:
+        """Delete the events a PUBACK confirmed."""
+        deleted = self.db.execute(
+            "DELETE FROM events WHERE seq BETWEEN ? AND ?", (first_seq, last_seq)
+        ).rowcount
+        self.pending -= deleted
+        return int(deleted)
+
+    def dead_letters(self) -> list[tuple[str, str]]:
+        return self.db.execute("SELECT reason, body FROM dead_letter ORDER BY id").fetchall()

@@ -1,0 +1,264 @@
+"""The agent: sources → mapping → attribution → outbox → publisher, in one TaskGroup.
+
+Readings are processed in small groups and committed in one transaction with
+the station states they changed; device messages are acknowledged only after
+that commit. Shutdown (SIGTERM) stops the sources, commits what was read,
+waits for the broker to acknowledge everything pending, then says offline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from edge_agent.attribution import StationInfo, StationState, StationTracker, WorkerResolver
+from edge_agent.config import GatewayConfig, load_roster
+from edge_agent.http import serve
+from edge_agent.mapping import RawReading, map_reading
+from edge_agent.metrics import AgentMetrics
+from edge_agent.outbox import Outbox
+from edge_agent.profile import DeviceProfile
+from edge_agent.publisher import Publisher
+from edge_agent.sources import Source, build_sources
+from edge_agent.sources.base import Ack
+from takt_wire import ContractError, decode_event
+
+log = logging.getLogger(__name__)
+
+FILL_WARNINGS = (0.5, 0.8, 0.95, 1.0)
+Item = tuple[list[RawReading], Ack | None] | None
+
+
+class Agent:
+    def __init__(self, config: GatewayConfig, profiles: dict[str, DeviceProfile]) -> None:
+        self.config = config
+        self.boot = secrets.token_hex(8)
+        self.metrics = AgentMetrics()
+        cfg = config.outbox
+        self.outbox = Outbox(
+            cfg.path,
+            agent=config.agent_id,
+            boot=self.boot,
+            max_events=cfg.max_events,
+            on_full=cfg.on_full,
+            synchronous=cfg.synchronous,
+        )
+        key = (
+            config.pseudonym_key.get_secret_value().encode()
+            if config.pseudonymise and config.pseudonym_key
+            else None
+        )
+        self.resolver = WorkerResolver(load_roster(config.roster), key)
+        saved = self.outbox.load_states()
+        self.trackers: dict[str, StationTracker] = {}
+        for station in config.stations:
+            profile = profiles[station.profile]
+            state = (
+                StationState.model_validate_json(saved[station.id]) if station.id in saved else None
+            )
+            info = StationInfo(
+                config.site, station.line, station.id, station.device or profile.model
+            )
+            self.trackers[station.id] = StationTracker(
+                info, profile, self.resolver, config.work_interval_s, state
+            )
+        self.queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=10_000)
+        self.publisher = Publisher(config, self.outbox, self.metrics, self.boot)
+        self.sources: list[Source] = build_sources(config, profiles, self.metrics)
+        self._fill_level = 0
+        self.metrics.outbox_pending.set(self.outbox.pending)
+        self.ready = asyncio.Event()
+
+    async def sink(self, readings: list[RawReading], ack: Ack | None = None) -> None:
+        await self.queue.put((readings, ack))
+
+    def health(self) -> tuple[bool, dict[str, object]]:
+        ok = not self.outbox.full
+        return ok, {
+            "status": "ok" if ok else "outbox_full",
+            "agent": self.config.agent_id,
+            "boot": self.boot,
+            "broker_connected": self.publisher.connected,
+            "outbox_pending": self.outbox.pending,
+            "outbox_fill": round(self.outbox.fill_ratio, 4),
+        }
+
+    # -- pipeline ---------------------------------------------------------
+
+    async def _pipeline(self) -> None:
+        while True:
+            item = await self.queue.get()
+            if item is None:
+                return
+            batch = [item]
+            stop = False
+            while not self.queue.empty() and len(batch) < 500:
+                nxt = self.queue.get_nowait()
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            await self._wait_for_room()
+            self.process(batch)
+            if stop:
+                return
+
+    async def _wait_for_room(self) -> None:
+        """Policy 'block': stop reading while the outbox is full (counters catch up later)."""
+        if self.config.outbox.on_full != "block" or not self.outbox.full:
+            return
+        log.error(
+            "outbox full (%d events): ingestion paused until the broker takes events",
+            self.outbox.max_events,
+        )
+        while self.outbox.full:
+            self.publisher.progress.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.publisher.progress.wait(), timeout=1.0)
+        log.warning("outbox has room again: ingestion resumed")
+
+    def process(self, batch: list[tuple[list[RawReading], Ack | None]]) -> None:
+        events: list[dict[str, Any]] = []
+        dead: list[tuple[str, str]] = []
+        dirty: set[str] = set()
+        now = datetime.now(UTC)
+        m = self.metrics
+        for readings, _ack in batch:
+            for raw in readings:
+                tracker = self.trackers.get(raw.station)
+                if tracker is None:
+                    log.warning("reading for unknown station %r skipped", raw.station)
+                    continue
+                reading = map_reading(raw, tracker.profile)
+                produced, notes = tracker.apply(reading, now)
+                dirty.add(raw.station)
+                m.readings.labels(raw.station).inc()
+                if notes.problems:
+                    m.bad_fields.labels(raw.station).inc(len(notes.problems))
+                    log.warning("%s: %s", raw.station, "; ".join(notes.problems))
+                if notes.stale_fields:
+                    m.stale_fields.labels(raw.station).inc(len(notes.stale_fields))
+                if notes.skewed:
+                    m.skewed.labels(raw.station).inc()
+                for key, kind in notes.counter_kinds:
+                    m.counter_events.labels(raw.station, kind).inc()
+                    log.warning("%s: counter %s: %s", raw.station, key, kind)
+                for event in produced:
+                    if self._valid(event, dead):
+                        events.append(event)
+        self._commit(events, dirty, dead)
+        for _readings, ack in batch:
+            if ack is not None:
+                ack()
+
+    def _valid(self, event: dict[str, Any], dead: list[tuple[str, str]]) -> bool:
+        probe = dict(event, agent=self.config.agent_id, boot=self.boot, seq=0)
+        try:
+            decode_event(probe)
+        except (ContractError, ValidationError) as err:
+            self.metrics.invalid_events.inc()
+            log.error("event fails the wire contract, dead-lettered: %s", err)
+            dead.append((str(err), repr(event)))
+            return False
+        return True
+
+    def _commit(
+        self, events: list[dict[str, Any]], dirty: set[str], dead: list[tuple[str, str]]
+    ) -> None:
+        states = {s: self.trackers[s].state.model_dump_json() for s in dirty}
+        before = self.outbox.dropped
+        self.outbox.commit(events, states, dead)
+        m = self.metrics
+        for event in events:
+            m.events.labels(event["kind"]).inc()
+        if self.outbox.dropped > before:
+            m.outbox_dropped.inc(self.outbox.dropped - before)
+        if self.resolver.unknown:
+            for badge in sorted(self.resolver.unknown):
+                log.warning("badge %s is not in the roster; kept as worker badge-%s", badge, badge)
+                m.unknown_badges.inc()
+            self.resolver.unknown.clear()
+        m.outbox_pending.set(self.outbox.pending)
+        m.outbox_fill.set(self.outbox.fill_ratio)
+        self._warn_fill()
+        if events:
+            self.publisher.notify()
+
+    def _warn_fill(self) -> None:
+        ratio = self.outbox.fill_ratio
+        level = sum(1 for mark in FILL_WARNINGS if ratio >= mark)
+        if level > self._fill_level:
+            log.error(
+                "outbox %.0f%% full (%d of %d events; policy on full: %s)",
+                ratio * 100,
+                self.outbox.pending,
+                self.outbox.max_events,
+                self.config.outbox.on_full,
+            )
+        self._fill_level = level
+
+    async def _ticker(self) -> None:
+        """Gateway-clock stations close work intervals on the gateway clock."""
+        gateway = [t for t in self.trackers.values() if t.profile.time_source == "gateway"]
+        while gateway:
+            await asyncio.sleep(1.0)
+            now = datetime.now(UTC)
+            events: list[dict[str, Any]] = []
+            for tracker in gateway:
+                events += tracker.tick(now)
+            if events:
+                self._commit(events, {t.info.station for t in gateway}, [])
+
+    # -- life cycle -------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        server = None
+        if self.config.http.port:
+            server = await serve(
+                self.config.http.host, self.config.http.port, self.metrics.registry, self.health
+            )
+        log.info(
+            "agent %s boot %s: %d stations, %d sources, %d events pending",
+            self.config.agent_id,
+            self.boot,
+            len(self.trackers),
+            len(self.sources),
+            self.outbox.pending,
+        )
+        try:
+            async with asyncio.TaskGroup() as tg:
+                publisher = tg.create_task(self.publisher.run(), name="publisher")
+                pipeline = tg.create_task(self._pipeline(), name="pipeline")
+                readers = [
+                    tg.create_task(s.run(self.sink), name=f"source {s.name}") for s in self.sources
+                ]
+                readers.append(tg.create_task(self._ticker(), name="ticker"))
+                self.ready.set()
+                await stop.wait()
+                log.info("shutting down: stopping sources")
+                for task in readers:
+                    task.cancel()
+                await asyncio.gather(*readers, return_exceptions=True)
+                await self.queue.put(None)
+                await pipeline
+                flushed = await self.publisher.flush(within_s=15.0)
+                if not flushed:
+                    log.warning(
+                        "%d events still pending at shutdown; kept in the outbox",
+                        self.outbox.pending,
+                    )
+                await self.publisher.announce_offline()
+                publisher.cancel()
+        finally:
+            if server is not None:
+                server.close()
+                with contextlib.suppress(Exception):
+                    await server.wait_closed()
+            self.outbox.close()
+            log.info("agent stopped")
