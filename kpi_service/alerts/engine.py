@@ -129,10 +129,13 @@ class Engine:
             alert = state.alert
             if rule is None or alert is None or rule.escalate_after_s is None:
                 continue
-            if alert.status == "active" and alert.escalated_at is None:
-                if wall - alert.raised_at >= rule.escalate_after_s:
-                    alert.escalated_at = wall
-                    out.append(Transition(kind="escalated", at=wall, alert=alert.model_copy()))
+            if (
+                alert.status == "active"
+                and alert.escalated_at is None
+                and wall - alert.raised_at >= rule.escalate_after_s
+            ):
+                alert.escalated_at = wall
+                out.append(Transition(kind="escalated", at=wall, alert=alert.model_copy()))
         for key in list(self.series):
             clock = self.clocks.get((key[1], key[2]))
             if clock is None:

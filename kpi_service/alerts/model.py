@@ -93,7 +93,8 @@ class Transition(BaseModel):
         sev_zh = "严重" if a.severity == "critical" else "警告"
         figure = f"{a.value:.1f}{a.unit} (threshold {a.threshold:g}{a.unit})"
         text_en = f"[{a.severity} {kind_en}] {en} {figure} at {where}"
-        text_zh = f"【{sev_zh}·{kind_zh}】{zh} {a.value:.1f}{a.unit}（阈值 {a.threshold:g}{a.unit}）{where}"
+        figure_zh = f"{a.value:.1f}{a.unit} (阈值 {a.threshold:g}{a.unit})"
+        text_zh = f"【{sev_zh}·{kind_zh}】{zh} {figure_zh} {where}"
         if language == "en":
             return text_en
         if language == "zh":

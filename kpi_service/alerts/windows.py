@@ -15,7 +15,7 @@ from typing import Literal
 from takt_wire import UNATTRIBUTED, Event, SessionEvent, StateEvent, UnitEvent, WorkEvent
 
 ScopeKey = tuple[str, str, str, str | None, str | None]
-"""(scope, site, line, station, worker): station is None for a line, worker None unless scope is worker."""
+"""(scope, site, line, station, worker); station None for a line, worker None but for workers."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from takt_wire import Batch, SessionEvent, StateEvent, UnitEvent, WorkEvent
 
@@ -22,7 +23,7 @@ class Line:
     historical: bool = False
     sent: list[object] = field(default_factory=list)
 
-    def _base(self, station: str, worker: str, t: float) -> dict[str, object]:
+    def _base(self, station: str, worker: str, t: float) -> dict[str, Any]:
         self.seq += 1
         return {
             "site": self.site,
@@ -49,11 +50,11 @@ class Line:
         if defect:
             return UnitEvent(
                 **self._base(station, worker, t),
-                outcome="defect",  # type: ignore[arg-type]
+                outcome="defect",
                 defect_code="scratch",
                 count=count,
             )
-        return UnitEvent(**self._base(station, worker, t), outcome="good", count=count)  # type: ignore[arg-type]
+        return UnitEvent(**self._base(station, worker, t), outcome="good", count=count)
 
     def units(
         self,
@@ -87,7 +88,7 @@ class Line:
     ) -> WorkEvent:
         span = end - start
         return WorkEvent(
-            **self._base(station, worker, end),  # type: ignore[arg-type]
+            **self._base(station, worker, end),
             start=T0 + timedelta(seconds=start),
             work_s=span,
             effective_s=span - down,
@@ -99,12 +100,12 @@ class Line:
     ) -> StateEvent:
         if state == "down" and reason is None:
             reason = "fault"
-        return StateEvent(**self._base(station, "W1", t), state=state, reason=reason)  # type: ignore[arg-type]
+        return StateEvent(**self._base(station, "W1", t), state=state, reason=reason)
 
     def session(
         self, t: float, action: str, *, station: str = "S1", worker: str = "W1"
     ) -> SessionEvent:
-        return SessionEvent(**self._base(station, worker, t), action=action)  # type: ignore[arg-type]
+        return SessionEvent(**self._base(station, worker, t), action=action)
 
     def batch(self, events: list[UnitEvent | WorkEvent | StateEvent | SessionEvent]) -> Batch:
         return Batch(agent=self.agent, boot=self.boot, sent_at=datetime.now(UTC), events=events)

@@ -29,12 +29,10 @@ def engine(text: str = DEFECT_RULES) -> Engine:
     return Engine(parse_rules(text))
 
 
-def feed_units(
-    eng: Engine, line: Line, t0: float, n: int, defect_every: int, **kw: str
-) -> list[Transition]:
+def feed_units(eng: Engine, line: Line, t0: float, n: int, defect_every: int) -> list[Transition]:
     """Feed ``n`` units one second apart, one batch per unit (as a live line does)."""
     out: list[Transition] = []
-    for event in line.units(t0, n, defect_every=defect_every, **kw):
+    for event in line.units(t0, n, defect_every=defect_every):
         out += eng.feed([event], wall(event.ts.timestamp() - wall(0)))
     return out
 
