@@ -96,8 +96,9 @@ def audited(*scopes: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
 
     async def record(
         request: Request,
-        principal: Annotated[Principal, Depends(checker)],
         audit: AuditDep,
+        # A default, not Annotated: a closure variable cannot be resolved from a string annotation.
+        principal: Principal = Depends(checker),  # noqa: B008
     ) -> Principal:
         audit.record(
             principal.name,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
+from itertools import count
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,9 @@ from fastapi.testclient import TestClient
 from kpi_service.core.apikeys import KeyStore
 from kpi_service.core.config import Settings
 from kpi_service.main import create_app
+from kpi_service.testing import AnyEvent, lines_of, rollup_statements, setup_statements
+from takt_cli.localservices import Influxd
+from takt_wire.events import UnitEvent, WorkEvent
 
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
@@ -51,3 +56,68 @@ def keys(settings: Settings) -> Keys:
 def client(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings)) as c:
         yield c
+
+
+# --- data in a real influxd -------------------------------------------------------------
+
+_dbs = count()
+
+
+def load_events(influxd: Influxd, events: list[AnyEvent], *, rollups: bool = True) -> str:
+    """A fresh database holding ``events`` as the collector would write them; returns its name."""
+    db = f"kpi_test_{next(_dbs)}"
+    for statement in setup_statements(db):
+        influxd.query(statement)
+    influxd.write(db, lines_of(events))
+    if rollups:
+        first = min(e.ts for e in events)
+        last = max(e.ts for e in events)
+        start = int(first.timestamp()) // 3600 * 3600 * 10**9
+        end = (int(last.timestamp()) // 3600 + 1) * 3600 * 10**9
+        for statement in rollup_statements(db, start, end):
+            influxd.query(statement)
+    return db
+
+
+class Maker:
+    """Builds events with a per-agent sequence, like an edge agent."""
+
+    def __init__(self, site: str = "S1", agent: str = "A1") -> None:
+        self.site, self.agent = site, agent
+        self.seq = count(1)
+
+    def _base(self, line: str, station: str, worker: str, ts: str) -> dict[str, object]:
+        return {
+            "site": self.site,
+            "line": line,
+            "station": station,
+            "device": f"dev-{station}",
+            "worker": worker,
+            "ts": datetime.fromisoformat(ts),
+            "agent": self.agent,
+            "boot": "b1",
+            "seq": next(self.seq),
+        }
+
+    def unit(
+        self, line: str, station: str, worker: str, ts: str, outcome: str = "good",
+        code: str | None = None, n: int = 1, serial: str | None = None,
+    ) -> UnitEvent:  # fmt: skip
+        return UnitEvent(
+            **self._base(line, station, worker, ts),  # type: ignore[arg-type]
+            outcome=outcome, defect_code=code, count=n, serial=serial,  # type: ignore[arg-type]
+        )  # fmt: skip
+
+    def work(
+        self, line: str, station: str, worker: str, start: str, end: str,
+        down: dict[str, float] | None = None,
+    ) -> WorkEvent:  # fmt: skip
+        span = (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+        down = down or {}
+        return WorkEvent(
+            **self._base(line, station, worker, end),  # type: ignore[arg-type]
+            start=datetime.fromisoformat(start),
+            work_s=span,
+            effective_s=span - sum(down.values()),
+            down_s=down,
+        )

@@ -1,0 +1,136 @@
+"""Response models of the HR API (with OpenAPI examples)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Query
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+NameParam = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$", max_length=64)
+]
+NameList = Annotated[list[NameParam] | None, Query(max_length=50)]
+
+_EXAMPLE_ROW: dict[str, Any] = {
+    "worker": "W0042",
+    "bucket": "2026-03-14 night",
+    "start": "2026-03-14T21:00:00Z",
+    "end": "2026-03-15T05:00:00Z",
+    "shift": "night",
+    "planned_s": 27000.0,
+    "units_good": 812,
+    "units_defect": 9,
+    "units_total": 821,
+    "defect_rate": 0.01096,
+    "defects_by_code": {"scratch": 6, "dent": 3},
+    "work_s": 27000.0,
+    "effective_s": 25200.0,
+    "down_s": 1800.0,
+    "down_by_reason": {"fault": 1800.0},
+    "good_per_work_hour": 108.27,
+    "good_per_effective_hour": 116.0,
+    "standard_s": 24360.0,
+    "standard_effective_s": 25200.0,
+    "pct_of_standard": 96.67,
+    "pct_of_standard_gross": 90.22,
+    "serials": 0,
+    "first_pass_yield": None,
+}
+
+
+class KpiRow(BaseModel):
+    """KPIs of one entity (worker, station, line or site) over one calendar bucket."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_EXAMPLE_ROW]})
+
+    site: str | None = None
+    line: str | None = None
+    station: str | None = None
+    worker: str | None = None
+    bucket: str = Field(description="Label: period, local hour, 'YYYY-MM-DD shift', day, week.")
+    start: datetime
+    end: datetime
+    shift: str | None = None
+    planned_s: float | None = Field(None, description="Shift length less breaks (shifts only).")
+    units_good: int
+    units_defect: int
+    units_total: int
+    defect_rate: float | None
+    defects_by_code: dict[str, float]
+    work_s: float = Field(description="Seconds logged in.")
+    effective_s: float = Field(description="work_s less machine down time the worker does not own.")
+    down_s: float = Field(description="Excused machine down seconds (not held against the worker).")
+    down_by_reason: dict[str, float]
+    good_per_work_hour: float | None
+    good_per_effective_hour: float | None
+    standard_s: float = Field(description="Sum of good units * standard cycle time.")
+    standard_effective_s: float = Field(
+        description="Effective seconds at stations with a standard."
+    )
+    pct_of_standard: float | None
+    pct_of_standard_gross: float | None
+    serials: int = Field(description="Distinct unit serials seen (0 when not requested/tracked).")
+    first_pass_yield: float | None
+
+
+class KpiPage(BaseModel):
+    items: list[KpiRow]
+    total: int
+    limit: int
+    offset: int
+    source: str = Field(description="'rollup' (hourly aggregates) or 'raw' (event points).")
+    timezone: str
+    formulas: dict[str, str]
+
+
+class EvidencePage(BaseModel):
+    worker: str
+    measurement: str
+    start: datetime
+    end: datetime
+    kpi: KpiRow | None = Field(description="The worker's figures for the period, over all events.")
+    explained: dict[str, str] = Field(description="Each formula with this period's numbers.")
+    events: list[dict[str, Any]] = Field(
+        description="One row per event point: device, agent, boot, seq, time (ns), counts."
+    )
+    total: int
+    limit: int
+    offset: int
+
+
+class BandOut(BaseModel):
+    name: str
+    fraction: float
+    count: int
+    min: float | None
+    max: float | None
+    workers: list[str]
+
+
+class Distribution(BaseModel):
+    metric: str
+    start: datetime
+    end: datetime
+    workers: int = Field(description="Comparable workers (enough effective time, metric defined).")
+    percentiles: dict[str, float]
+    bands: list[BandOut]
+    note: str
+
+
+class ShiftOut(BaseModel):
+    label: str
+    shift: str | None
+    start: datetime
+    end: datetime
+    planned_s: float | None
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: str
+    principal: str
+    method: str
+    path: str
+    query: dict[str, str]

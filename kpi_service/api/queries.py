@@ -1,0 +1,115 @@
+"""What every KPI route does: check the caller's lines, plan buckets, fetch, compute, rename.
+
+Kept out of the route modules so list, export, worker trend, evidence and distribution
+all apply the same scoping and pseudonymisation rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import HTTPException, status
+
+from kpi_service.core.apikeys import Principal
+from kpi_service.core.config import Settings
+from kpi_service.core.pseudonym import Pseudonymiser
+from kpi_service.influx import InfluxError, InfluxReader
+from kpi_service.kpi.calendar import Bucket, Group, buckets
+from kpi_service.kpi.compute import Entity, compute_kpis
+from kpi_service.kpi.repository import Filters, fetch, known_workers
+
+MAX_DAYS = 366
+
+
+def pseudonymiser(settings: Settings) -> Pseudonymiser:
+    key = settings.pseudonym_key.get_secret_value() if settings.pseudonym_key else None
+    return Pseudonymiser(key if settings.pseudonymise else None)
+
+
+def scoped_lines(principal: Principal, requested: list[str] | None) -> frozenset[str] | None:
+    """Lines the query may touch; a supervisor asking for another line gets 403."""
+    wanted = frozenset(requested) if requested else None
+    if principal.has("hr:read") or principal.lines is None:
+        return wanted
+    if wanted is not None and not wanted <= principal.lines:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, "a supervisor may only read the lines it supervises"
+        )
+    return wanted or principal.lines
+
+
+def period_buckets(settings: Settings, group: Group, start: date, end: date) -> list[Bucket]:
+    if end < start:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "end is before start")
+    if end - start > timedelta(days=MAX_DAYS):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"a period spans at most {MAX_DAYS} days"
+        )
+    try:
+        result = buckets(group, start, end, ZoneInfo(settings.timezone), settings.shifts)
+    except (ValueError, OverflowError) as err:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from err
+    if not result:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "no shift is scheduled in this period"
+        )
+    return result
+
+
+@dataclass
+class KpiQuery:
+    start: date
+    end: date
+    group: Group = "period"
+    entity: Entity = "worker"
+    sites: list[str] | None = None
+    lines: list[str] | None = None
+    stations: list[str] | None = None
+    workers: list[str] | None = None
+    fpy: bool = False
+
+
+async def resolve_workers(
+    reader: InfluxReader, settings: Settings, shown: list[str] | None, lines: frozenset[str] | None
+) -> frozenset[str] | None:
+    """Shown ids → real ids (pseudonyms resolved); unknown pseudonyms match nobody."""
+    if not shown:
+        return None
+    pseudo = pseudonymiser(settings)
+    if not pseudo.enabled:
+        return frozenset(shown)
+    known = await known_workers(reader, Filters(lines=lines))
+    return frozenset(r for r in (pseudo.resolve(s, known) for s in shown) if r is not None)
+
+
+async def run_kpis(
+    reader: InfluxReader, settings: Settings, principal: Principal, q: KpiQuery
+) -> tuple[list[dict[str, Any]], str, list[Bucket]]:
+    lines = scoped_lines(principal, q.lines)
+    bucket_list = period_buckets(settings, q.group, q.start, q.end)
+    try:
+        workers = await resolve_workers(reader, settings, q.workers, lines)
+        filters = Filters(
+            sites=frozenset(q.sites) if q.sites else None,
+            lines=lines,
+            stations=frozenset(q.stations) if q.stations else None,
+            workers=workers,
+        )
+        if workers is not None and not workers:
+            return [], "none", bucket_list
+        data = await fetch(reader, bucket_list, q.group, filters, with_serials=q.fpy)
+    except InfluxError as err:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(err)) from err
+    rows = compute_kpis(
+        data.units, data.work, data.down, bucket_list, q.group, q.entity, settings.standards,
+        data.serials,
+    )  # fmt: skip
+    pseudo = pseudonymiser(settings)
+    if pseudo.enabled and q.entity == "worker":
+        for row in rows:
+            row["worker"] = pseudo(row["worker"])
+        rows.sort(key=lambda r: (r["worker"], r["start"]))
+    return rows, data.source, bucket_list

@@ -1,0 +1,144 @@
+"""KPIs for many entities: paginated list and CSV/XLSX export (same filters)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+
+from kpi_service.api.deps import InfluxDep, KpiReader, SettingsDep
+from kpi_service.api.models import KpiPage, KpiRow, NameList
+from kpi_service.api.queries import KpiQuery, run_kpis
+from kpi_service.kpi.calendar import Group
+from kpi_service.kpi.compute import FORMULAS, Entity
+
+router = APIRouter(tags=["kpis"])
+
+StartQ = Annotated[
+    date, Query(description="First local day of the period.", examples=["2026-03-14"])
+]
+EndQ = Annotated[date, Query(description="Last local day (inclusive).", examples=["2026-03-14"])]
+GroupQ = Annotated[Group, Query(description="Calendar buckets in the site's time zone.")]
+EntityQ = Annotated[Entity, Query(description="Whose KPIs: worker, station, line or site.")]
+
+
+def _query(
+    start: date, end: date, group: Group, entity: Entity, site: list[str] | None,
+    line: list[str] | None, station: list[str] | None, worker: list[str] | None, fpy: bool,
+) -> KpiQuery:  # fmt: skip
+    return KpiQuery(start, end, group, entity, site, line, station, worker, fpy)
+
+
+@router.get(
+    "/kpis",
+    summary="KPIs per worker (or station, line, site) with filters and pagination",
+    response_model=KpiPage,
+)
+async def list_kpis(
+    principal: KpiReader,
+    settings: SettingsDep,
+    reader: InfluxDep,
+    start: StartQ,
+    end: EndQ,
+    group: GroupQ = "period",
+    entity: EntityQ = "worker",
+    site: NameList = None,
+    line: NameList = None,
+    station: NameList = None,
+    worker: NameList = None,
+    fpy: Annotated[
+        bool, Query(description="Also compute first pass yield (reads raw serials).")
+    ] = False,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> KpiPage:
+    limit = min(limit, settings.max_page_size)
+    q = _query(start, end, group, entity, site, line, station, worker, fpy)
+    rows, source, _ = await run_kpis(reader, settings, principal, q)
+    return KpiPage(
+        items=[KpiRow(**r) for r in rows[offset : offset + limit]],
+        total=len(rows),
+        limit=limit,
+        offset=offset,
+        source=source,
+        timezone=settings.timezone,
+        formulas=FORMULAS,
+    )
+
+
+def _flat(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: json.dumps(v, sort_keys=True)
+        if isinstance(v, dict)
+        else v.isoformat()
+        if isinstance(v, date)
+        else v
+        for k, v in KpiRow(**row).model_dump().items()
+    }
+
+
+def to_csv(rows: list[dict[str, Any]]) -> bytes:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(KpiRow.model_fields))
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(_flat(row))
+    return out.getvalue().encode()
+
+
+def to_xlsx(rows: list[dict[str, Any]]) -> bytes:
+    from openpyxl import Workbook
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("KPIs")
+    columns = list(KpiRow.model_fields)
+    sheet.append(columns)
+    for row in rows:
+        flat = _flat(row)
+        sheet.append([flat[c] for c in columns])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+MEDIA = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+@router.get(
+    "/kpis/export",
+    summary="The same KPIs as a CSV or XLSX file (all rows, no pagination)",
+    responses={200: {"content": {m: {} for m in MEDIA.values()}}},
+    response_class=Response,
+)
+async def export_kpis(
+    principal: KpiReader,
+    settings: SettingsDep,
+    reader: InfluxDep,
+    start: StartQ,
+    end: EndQ,
+    format: Annotated[Literal["csv", "xlsx"], Query()] = "csv",
+    group: GroupQ = "period",
+    entity: EntityQ = "worker",
+    site: NameList = None,
+    line: NameList = None,
+    station: NameList = None,
+    worker: NameList = None,
+    fpy: bool = False,
+) -> Response:
+    q = _query(start, end, group, entity, site, line, station, worker, fpy)
+    rows, _, _ = await run_kpis(reader, settings, principal, q)
+    body = to_csv(rows) if format == "csv" else to_xlsx(rows)
+    name = f"takt-kpis-{entity}-{group}-{start.isoformat()}-{end.isoformat()}.{format}"
+    return Response(
+        body,
+        media_type=MEDIA[format],
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

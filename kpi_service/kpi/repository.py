@@ -1,0 +1,184 @@
+"""InfluxQL for KPIs: sums per (time bucket, tags), turned into the frames ``compute`` expects.
+
+Aggregation is pushed down to InfluxDB; the service only folds buckets into the plant's
+calendar. Hour-aligned periods read the hourly rollups (when enabled), anything finer
+reads raw points grouped by the largest step that divides every bucket boundary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from kpi_service.influx import InfluxReader, quote_ident, quote_str, tag_in
+from kpi_service.kpi.calendar import Bucket, granularity_s
+from kpi_service.kpi.compute import DOWN_COLUMNS, SERIAL_COLUMNS, UNIT_COLUMNS, WORK_COLUMNS
+
+TAGS = ["site", "line", "station", "worker"]
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Tag filters (None = no filter); ``lines`` already intersected with the caller's lines."""
+
+    sites: frozenset[str] | None = None
+    lines: frozenset[str] | None = None
+    stations: frozenset[str] | None = None
+    workers: frozenset[str] | None = None
+
+    def where(self) -> str:
+        parts = []
+        for tag, values in (
+            ("site", self.sites),
+            ("line", self.lines),
+            ("station", self.stations),
+            ("worker", self.workers),
+        ):
+            if values is not None:
+                parts.append(tag_in(tag, values))
+        return "".join(f" AND {p}" for p in parts)
+
+
+@dataclass(frozen=True)
+class KpiData:
+    units: pd.DataFrame
+    work: pd.DataFrame
+    down: pd.DataFrame
+    serials: pd.DataFrame | None
+    source: str
+    """'rollup' or 'raw': which retention policy answered."""
+
+
+def _time_range(start_ns: int, end_ns: int) -> str:
+    return f"time >= {start_ns} AND time < {end_ns}"
+
+
+def plan(bucket_list: list[Bucket], group: str, use_rollups: bool) -> tuple[int | None, bool]:
+    """(GROUP BY time step in s or None for one bucket, read rollups?)."""
+    step = granularity_s(bucket_list)
+    rollup = use_rollups and step == 3600
+    if group == "period":
+        return None, rollup
+    return step, rollup
+
+
+def frame(series: list[dict[str, Any]], columns: list[str], default_time: int) -> pd.DataFrame:
+    """Flatten InfluxDB series (tags + rows) into one frame with ``columns``."""
+    data: dict[str, list[Any]] = {c: [] for c in columns}
+    for s in series:
+        tags: dict[str, str] = s.get("tags", {})
+        cols: list[str] = s["columns"]
+        index = {c: i for i, c in enumerate(cols)}
+        for row in s["values"]:
+            for c in columns:
+                if c in index:
+                    value = row[index[c]]
+                    data[c].append(default_time if (c == "time" and value is None) else value)
+                else:
+                    data[c].append(tags.get(c, ""))
+    out = pd.DataFrame(data, columns=columns)
+    if not out.empty:
+        out["time"] = out["time"].astype("int64")
+    return out
+
+
+async def fetch(
+    reader: InfluxReader,
+    bucket_list: list[Bucket],
+    group: str,
+    filters: Filters,
+    *,
+    with_serials: bool,
+) -> KpiData:
+    start, end = bucket_list[0].start_ns, bucket_list[-1].end_ns
+    step, rollup = plan(bucket_list, group, reader.settings.use_rollups)
+    where = _time_range(start, end) + filters.where()
+    by_time = f"time({step}s), " if step else ""
+    src = reader.rollup if rollup else reader.raw
+    suffix = "_1h" if rollup else ""
+    tags = ", ".join(quote_ident(t) for t in TAGS)
+    fill = " fill(none)" if step else ""
+    statements = [
+        f'SELECT sum("count") AS "count" FROM {src}.{quote_ident("units" + suffix)} '
+        f'WHERE {where} GROUP BY {by_time}{tags}, "outcome", "defect_code"{fill}',
+        f'SELECT sum("work_s") AS "work_s", sum("effective_s") AS "effective_s", '
+        f'sum("down_s") AS "down_s" FROM {src}.{quote_ident("work" + suffix)} '
+        f"WHERE {where} GROUP BY {by_time}{tags}{fill}",
+        f'SELECT sum("seconds") AS "seconds" FROM {src}.{quote_ident("downtime" + suffix)} '
+        f'WHERE {where} GROUP BY {by_time}{tags}, "reason"{fill}',
+    ]
+    if with_serials:
+        statements.append(
+            f'SELECT "serial" FROM {reader.raw}."units" WHERE {where} AND "serial" =~ /./ '
+            f'GROUP BY {tags}, "outcome"'
+        )
+    results = await reader.query("; ".join(statements))
+    return KpiData(
+        units=frame(results[0], UNIT_COLUMNS, start),
+        work=frame(results[1], WORK_COLUMNS, start),
+        down=frame(results[2], DOWN_COLUMNS, start),
+        serials=frame(results[3], SERIAL_COLUMNS, start) if with_serials else None,
+        source="rollup" if rollup else "raw",
+    )
+
+
+async def known_workers(reader: InfluxReader, filters: Filters) -> list[str]:
+    """Worker tag values seen in work or units (for resolving pseudonyms)."""
+    cond = filters.where().removeprefix(" AND ")
+    where = f" WHERE {cond}" if cond else ""
+    q = "; ".join(
+        f'SHOW TAG VALUES FROM {reader.raw}.{quote_ident(m)} WITH KEY = "worker"{where}'
+        for m in ("units", "work")
+    )
+    names: set[str] = set()
+    for series in await reader.query(q):
+        for s in series:
+            names.update(str(row[1]) for row in s["values"])
+    return sorted(names)
+
+
+EVIDENCE_FIELDS: dict[str, list[str]] = {
+    "units": [
+        "outcome", "defect_code", "count", "serial", "cycle_s",
+        "device", "agent", "boot", "seq", "historical",
+    ],
+    "work": [
+        "work_s", "effective_s", "down_s", "start_ns", "device", "agent", "boot", "seq",
+        "historical",
+    ],
+    "downtime": ["reason", "seconds", "agent", "boot", "seq"],
+}  # fmt: skip
+
+
+async def evidence(
+    reader: InfluxReader,
+    measurement: str,
+    worker: str,
+    start_ns: int,
+    end_ns: int,
+    filters: Filters,
+    limit: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """Raw points behind a worker's figures (one per event), and how many there are."""
+    fields = ", ".join(
+        quote_ident(f) for f in ["site", "line", "station", *EVIDENCE_FIELDS[measurement]]
+    )
+    where = f'{_time_range(start_ns, end_ns)} AND "worker" = {quote_str(worker)}{filters.where()}'
+    src = f"{reader.raw}.{quote_ident(measurement)}"
+    count_field = {"units": "count", "work": "work_s", "downtime": "seconds"}[measurement]
+    q = (
+        f'SELECT {fields} FROM {src} WHERE {where} GROUP BY "site", "line", "station" '
+        f"LIMIT {limit} OFFSET {offset}; "
+        f"SELECT count({quote_ident(count_field)}) FROM {src} WHERE {where}"
+    )
+    rows_result, count_result = await reader.query(q)
+    rows = [
+        {k: v for k, v in zip(s["columns"], values, strict=True) if v is not None}
+        for s in rows_result
+        for values in s["values"]
+    ]
+    total = int(count_result[0]["values"][0][1]) if count_result else 0
+    return rows, total
