@@ -1,0 +1,61 @@
+"""Settings of the alert engine: ``TAKT_ALERTS_*``, nested with ``__`` (``TAKT_ALERTS_SMTP__HOST``).
+
+Kept apart from the KPI service's settings so the engine can be switched on per
+deployment; secrets (MQTT and SMTP passwords, webhook keys) only come from the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SmtpSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    host: str = ""
+    port: int = Field(default=25, ge=1, le=65535)
+    starttls: bool = False
+    username: str | None = None
+    password: SecretStr | None = None
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+class AlertSettings(BaseSettings):
+    """Where events come from, where rules and state live, how deliveries retry."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TAKT_ALERTS_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    enabled: bool = False
+    rules_file: Path = Path("config/alert-rules.yaml")
+    state_db: Path = Path("var/kpi/alerts.sqlite")
+
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = Field(default=1883, ge=1, le=65535)
+    mqtt_username: str | None = None
+    mqtt_password: SecretStr | None = None
+    mqtt_group: str = Field(default="takt-alerts", pattern=r"^[A-Za-z0-9_\-]+$")
+    mqtt_client_id: str = "takt-alerts"
+    site: str = Field(default="+", description="Site to watch ('+' = every site).")
+
+    influx_url: str | None = Field(
+        default=None, description="Rebuild windows from here at start (None: the KPI service's)."
+    )
+    influx_db: str | None = None
+    influx_rp: str = "raw"
+    rebuild_minutes: float = Field(default=60.0, ge=0)
+
+    retention_s: float = Field(default=3600.0, gt=0)
+    max_future_s: float | None = Field(default=None, gt=0)
+    tick_s: float = Field(default=1.0, gt=0, le=60)
+
+    delivery_attempts: int = Field(default=5, ge=1, le=20)
+    delivery_backoff_s: float = Field(default=0.5, gt=0)
+    delivery_backoff_max_s: float = Field(default=30.0, gt=0)
+    http_timeout_s: float = Field(default=10.0, gt=0)
+
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    board_window_minutes: float = Field(default=15.0, gt=0)
