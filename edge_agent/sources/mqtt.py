@@ -54,6 +54,7 @@ class MqttSource:
         digest = hashlib.sha256(self.name.encode()).hexdigest()[:8]
         self.client_id = conn.client_id or f"takt-agent-{config.agent_id}-{digest}"
         self._stopping = False
+        self.connected = asyncio.Event()
 
     def route(self, topic: str) -> str | None:
         for regex, station in self.routes:
@@ -85,7 +86,11 @@ class MqttSource:
             log.info("%s connected; subscribing %d topics", self.name, len(self.subscriptions))
             c.subscribe([(t, 1) for t in self.subscriptions])
 
+        def on_subscribe(_c: Any, _u: Any, _mid: int, _codes: Any, _p: Any) -> None:
+            loop.call_soon_threadsafe(self.connected.set)
+
         def on_disconnect(_c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+            loop.call_soon_threadsafe(self.connected.clear)
             gauge.set(0)
             self.metrics.reconnects.labels(self.name).inc()
             if not self._stopping:
@@ -108,6 +113,7 @@ class MqttSource:
 
         client.on_connect = on_connect
         client.on_disconnect = on_disconnect
+        client.on_subscribe = on_subscribe
         client.on_message = on_message
         client.connect_async(self.conn.host, self.conn.port, keepalive=30)
         client.loop_start()

@@ -1,0 +1,114 @@
+"""Gateway config and device profile validation: errors name the file and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from edge_agent.cli import app
+from edge_agent.config import ConfigError, load_config
+from edge_agent.outbox import Outbox
+from edge_agent.profile import ProfileError, load_profile
+
+BASE = {
+    "agent_id": "gw1",
+    "site": "plant1",
+    "broker": {"host": "127.0.0.1", "port": 1883, "allow_anonymous": True},
+    "outbox": {"path": "outbox.db"},
+    "stations": [
+        {
+            "id": "S1",
+            "line": "L1",
+            "profile": "takt-sim-counter",
+            "connection": {"type": "mqtt", "host": "127.0.0.1", "port": 1883},
+        }
+    ],
+}
+
+
+def write(tmp_path: Path, data: dict[str, object]) -> Path:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_valid_config_loads_and_rebases_paths(tmp_path: Path) -> None:
+    config, profiles = load_config(write(tmp_path, BASE))
+    assert config.outbox.path == tmp_path / "outbox.db"
+    assert "takt-sim-counter" in profiles
+
+
+def test_env_overrides_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TAKT_AGENT_BROKER__PORT", "1999")
+    monkeypatch.setenv("TAKT_AGENT_BROKER__PASSWORD", "s3cret")
+    config, _ = load_config(write(tmp_path, BASE))
+    assert config.broker.port == 1999
+    assert config.broker.password is not None
+    assert config.broker.password.get_secret_value() == "s3cret"
+
+
+@pytest.mark.parametrize(
+    ("patch", "field"),
+    [
+        ({"broker": {"host": "x", "password": "pw", "allow_anonymous": True}}, "broker.password"),
+        ({"broker": {"host": "x"}}, "broker"),
+        ({"stations": [dict(BASE["stations"][0], profile="nope")]}, "stations.0.profile"),  # type: ignore[index]
+        ({"stations": [dict(BASE["stations"][0], id="bad id")]}, "stations.0.id"),  # type: ignore[index]
+        (
+            {"stations": [dict(BASE["stations"][0], profile="takt-sim-plc")]},  # type: ignore[index]
+            "stations.0.connection.type",
+        ),
+        ({"pseudonymise": True}, "(root)"),
+    ],
+)
+def test_config_errors_name_file_and_field(
+    tmp_path: Path, patch: dict[str, object], field: str
+) -> None:
+    path = write(tmp_path, BASE | patch)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(path) in str(err.value)
+    assert f"'{field}" in str(err.value)
+
+
+def test_profile_error_names_file_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "model": "m",
+                "protocol": "mqtt",
+                "time_source": "device",
+                "signals": {"good": {"at": "cnt", "bits": 3}, "time": {"at": "ts"}},
+                "mqtt": {"topics": ["a"]},
+            }
+        )
+    )
+    with pytest.raises(ProfileError) as err:
+        load_profile(path)
+    assert str(path) in str(err.value) and "signals.good.bits" in str(err.value)
+
+
+def test_check_config_cli(tmp_path: Path) -> None:
+    runner = CliRunner()
+    ok = runner.invoke(app, ["check-config", str(write(tmp_path, BASE))])
+    assert ok.exit_code == 0, ok.output
+    bad = runner.invoke(app, ["check-config", str(write(tmp_path, BASE | {"site": "a b"}))])
+    assert bad.exit_code == 2 and "site" in bad.output
+
+
+def test_outbox_sequence_survives_restart_and_drop_policy(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    box = Outbox(path, agent="a", boot="b1", max_events=100)
+    box.commit([{"kind": "x"}] * 3, {"S1": "{}"})
+    box.acked(0, 2)
+    box.close()
+    box = Outbox(path, agent="a", boot="b2", max_events=5, on_full="drop_oldest")
+    assert box.last_seq == 2 and box.pending == 0 and box.load_states() == {"S1": "{}"}
+    box.commit([{"kind": "y"}] * 7, {})
+    rows = box.fetch(-1, 100)
+    assert [r[0] for r in rows] == [5, 6, 7, 8, 9] and box.dropped == 2
+    assert '"boot":"b2"' in rows[0][2]

@@ -1,0 +1,261 @@
+"""Pure parts of the agent: counters, mapping, framing, attribution (fixtures, no I/O)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from edge_agent.attribution import StationInfo, StationState, StationTracker, WorkerResolver
+from edge_agent.counters import counter_delta
+from edge_agent.framing import Corrupt, FrameDecoder, encode_frame
+from edge_agent.mapping import RawReading, map_reading
+from edge_agent.profile import DeviceProfile, load_profiles
+from takt_wire import UNATTRIBUTED, decode_event
+
+PROFILES = load_profiles(Path(__file__).resolve().parents[2] / "device_profiles")
+T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+
+
+# -- counters ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("last", "value", "units", "kind"),
+    [
+        (None, 500, 0, "first"),
+        (10, 15, 5, "normal"),
+        (65530, 4, 10, "rollover"),  # small wrap near the top
+        (30000, 3, 3, "reset"),  # PLC restart: counts from 0
+        (65530, 40000, 40000 - 65530 + 65536, "reset"),  # wrapped delta too big: restart
+        (7, 7, 0, "normal"),
+    ],
+)
+def test_counter_delta(last: int | None, value: int, units: int, kind: str) -> None:
+    delta = counter_delta(last, value, 16)
+    assert delta.kind == kind
+    if kind == "reset":
+        assert delta.units == value
+    else:
+        assert delta.units == units
+
+
+# -- framing -----------------------------------------------------------------
+
+SERIAL = PROFILES["takt-sim-serialbox"]
+assert SERIAL.serial is not None
+FRAMING = SERIAL.serial.framing
+
+
+def frame(**fields: str) -> bytes:
+    return encode_frame(fields, FRAMING)
+
+
+def test_frames_decode_across_chunk_boundaries() -> None:
+    data = frame(T="1", G="2") + frame(T="3", G="4")
+    decoder = FrameDecoder(FRAMING)
+    out = []
+    for i in range(0, len(data), 3):
+        out += decoder.feed(data[i : i + 3])
+    assert out == [{"T": "1", "G": "2"}, {"T": "3", "G": "4"}]
+
+
+def test_flipped_byte_and_truncated_frames_are_skipped_and_resync() -> None:
+    good = frame(T="1", G="2")
+    flipped = bytearray(frame(T="5", G="6"))
+    flipped[3] ^= 0x01
+    truncated = frame(T="7", G="8")[:6]
+    decoder = FrameDecoder(FRAMING)
+    out = decoder.feed(bytes(flipped) + truncated + good)
+    reasons = [o.reason for o in out if isinstance(o, Corrupt)]
+    assert reasons == ["checksum", "truncated"]
+    assert out[-1] == {"T": "1", "G": "2"}
+
+
+def test_garbage_without_start_byte_is_bounded() -> None:
+    decoder = FrameDecoder(FRAMING)
+    out = decoder.feed(b"x" * (FRAMING.max_frame_bytes + 1))
+    assert [o.reason for o in out if isinstance(o, Corrupt)] == ["noise"]
+    assert decoder.buffer == bytearray()
+
+
+# -- mapping -----------------------------------------------------------------
+
+
+def test_mqtt_json_maps_to_reading() -> None:
+    raw = RawReading(
+        "S1",
+        {
+            "ts": 1763884800123,
+            "cnt": 12,
+            "rej": {"E07": 5},
+            "code": "E07",
+            "op": "04A3F2",
+            "st": 2,
+            "ct": 31.5,
+        },
+    )
+    reading = map_reading(raw, PROFILES["takt-sim-counter"])
+    assert reading.problems == []
+    assert reading.ts == datetime.fromtimestamp(1763884800.123, UTC)
+    assert (reading.good, reading.defects, reading.operator) == (12, {"E07": 5}, "04A3F2")
+    assert reading.state == "down:fault" and reading.cycle_s == 31.5
+    assert reading.defects_complete
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("cnt", -3), ("cnt", float("nan")), ("cnt", "abc"), ("ct", float("inf")), ("cnt", 1.5)],
+)
+def test_bad_values_are_problems_not_crashes(field: str, value: object) -> None:
+    values: dict[str, object] = {"ts": 1763884800123, "cnt": 1, "ct": 1.0}
+    values[field] = value
+    reading = map_reading(RawReading("S1", values), PROFILES["takt-sim-counter"])
+    assert reading.problems and reading.problems[0].startswith(
+        "good" if field == "cnt" else "cycle_time"
+    )
+
+
+def test_unmapped_state_is_reported_and_mapped_to_unknown() -> None:
+    raw = RawReading("S1", {"ts": 1763884800123, "st": 9})
+    reading = map_reading(raw, PROFILES["takt-sim-counter"])
+    assert reading.state == "down:unknown" and "unmapped" in reading.problems[0]
+
+
+def test_serial_pairs_and_opcua_patterns() -> None:
+    reading = map_reading(RawReading("S1", {"T": "1000", "R": "E07:5,E12:1", "B": ""}), SERIAL)
+    assert reading.defects == {"E07": 5, "E12": 1} and reading.has_operator
+    assert reading.operator is None
+    plc = PROFILES["takt-sim-plc"]
+    raw = RawReading("S1", {"Rejects.E07": 3}, source_ts=T0)
+    reading = map_reading(raw, plc)
+    assert reading.defects == {"E07": 3} and not reading.defects_complete and reading.ts == T0
+
+
+def test_topic_segments_are_addressable() -> None:
+    profile = DeviceProfile.model_validate(
+        {
+            "model": "x",
+            "protocol": "mqtt",
+            "time_source": "gateway",
+            "signals": {"good": {"at": "n"}, "operator": {"at": "$topic.3"}},
+            "mqtt": {"topics": ["p/{line}/{station}/+"]},
+        }
+    )
+    reading = map_reading(RawReading("S1", {"n": 1}, topic="p/L1/S1/BADGE9"), profile)
+    assert reading.operator == "BADGE9"
+
+
+# -- attribution -------------------------------------------------------------
+
+
+def tracker(model: str = "takt-sim-counter", interval: float = 60.0) -> StationTracker:
+    info = StationInfo("site1", "L1", "S1", model)
+    resolver = WorkerResolver({"B1": "w1", "B2": "w2"})
+    return StationTracker(info, PROFILES[model], resolver, interval)
+
+
+def feed(t: StationTracker, at: float, **values: object) -> list[dict[str, object]]:
+    values["ts"] = int((T0 + timedelta(seconds=at)).timestamp() * 1000)
+    events, _notes = t.apply(map_reading(RawReading("S1", values), t.profile), T0)
+    for seq, event in enumerate(events):
+        decode_event(dict(event, agent="a", boot="b", seq=seq))  # every event meets the contract
+    return events
+
+
+def totals(events: list[dict[str, object]]) -> dict[tuple[str, str], float]:
+    out: dict[tuple[str, str], float] = {}
+    for e in events:
+        w = str(e["worker"])
+        if e["kind"] == "unit":
+            key = (w, "good" if e["outcome"] == "good" else f"defect:{e['defect_code']}")
+            out[key] = out.get(key, 0) + int(e["count"])  # type: ignore[call-overload]
+        elif e["kind"] == "work":
+            for k in ("work_s", "effective_s"):
+                out[(w, k)] = out.get((w, k), 0) + float(e[k])  # type: ignore[arg-type]
+    return out
+
+
+def test_units_before_badge_change_go_to_previous_operator() -> None:
+    t = tracker()
+    events = feed(t, 0, cnt=0, rej={}, op="B1", st=1)
+    events += feed(t, 10, cnt=3, op="B1", st=1)
+    events += feed(t, 20, cnt=5, rej={"E07": 1}, op="B2", st=1)  # counted before the badge change
+    events += feed(t, 30, cnt=6, rej={"E07": 1}, op="", st=1)
+    events += feed(t, 40, cnt=8, op="", st=1)
+    sums = totals(events)
+    assert sums[("w1", "good")] == 5 and sums[("w1", "defect:E07")] == 1
+    assert sums[("w2", "good")] == 1
+    assert sums[(UNATTRIBUTED, "good")] == 2
+    assert sums[("w1", "work_s")] == 20 and sums[("w2", "work_s")] == 10
+    kinds = [(e["kind"], e.get("action")) for e in events if e["kind"] == "session"]
+    assert kinds == [
+        ("session", "login"),
+        ("session", "logout"),
+        ("session", "login"),
+        ("session", "logout"),
+    ]
+
+
+def test_down_time_is_excused_and_idle_is_not() -> None:
+    t = tracker()
+    events = feed(t, 0, cnt=0, rej={}, op="B1", st=1)
+    events += feed(t, 100, cnt=10, st=2)  # fault from 100 s
+    events += feed(t, 130, cnt=10, st=0)  # idle from 130 s
+    events += feed(t, 150, cnt=10, op="")
+    sums = totals(events)
+    assert sums[("w1", "work_s")] == 150
+    assert sums[("w1", "effective_s")] == 120
+    work = [e for e in events if e["kind"] == "work"]
+    assert work[1]["down_s"] == {"fault": 30.0}
+
+
+def test_periodic_intervals_on_device_clock() -> None:
+    t = tracker(interval=10)
+    events = feed(t, 0, cnt=0, op="B1", st=1)
+    for s in range(1, 36):
+        events += feed(t, s, cnt=0)
+    work = [e for e in events if e["kind"] == "work"]
+    assert [e["work_s"] for e in work] == [10.0, 10.0, 10.0]
+
+
+def test_rollover_reset_and_new_codes() -> None:
+    t = tracker()
+    feed(t, 0, cnt=65530, rej={"E07": 2}, op="B1", st=1)
+    ev = feed(t, 1, cnt=4, rej={"E07": 2, "E12": 1})  # rollover (+10), a new code counts from 0
+    assert totals(ev) == {("w1", "good"): 10, ("w1", "defect:E12"): 1}
+    ev = feed(t, 2, cnt=2, rej={"E07": 0, "E12": 1})  # PLC restart: counts from 0
+    assert totals(ev) == {("w1", "good"): 2}
+
+
+def test_stale_and_duplicate_readings_change_nothing() -> None:
+    t = tracker()
+    feed(t, 0, cnt=0, op="B1", st=1)
+    feed(t, 10, cnt=5, op="B1", st=1)
+    assert feed(t, 10, cnt=5, op="B1", st=1) == []  # QoS 1 duplicate
+    assert feed(t, 5, cnt=2, op="B2", st=0) == []  # older than what was applied: ignored
+    assert t.state.worker == "w1" and t.state.counters["good"] == 5
+
+
+def test_state_survives_a_round_trip_through_json() -> None:
+    t = tracker()
+    feed(t, 0, cnt=0, op="B1", st=1)
+    feed(t, 10, cnt=5)
+    restored = StationTracker(
+        t.info,
+        t.profile,
+        t.resolve,
+        60.0,
+        StationState.model_validate_json(t.state.model_dump_json()),
+    )
+    ev = feed(restored, 20, cnt=7, op="")
+    assert totals(ev) == {("w1", "good"): 2, ("w1", "work_s"): 20, ("w1", "effective_s"): 20}
+
+
+def test_unknown_badge_and_pseudonyms() -> None:
+    resolver = WorkerResolver({"B1": "w1"})
+    assert resolver("ZZ 9") == "badge-ZZ_9" and resolver.unknown == {"ZZ 9"}
+    hashed = WorkerResolver({"B1": "w1"}, b"key")
+    assert hashed("B1").startswith("p-") and hashed("B1") != WorkerResolver({}, b"k2")("B1")
+    assert hashed("B1") == WorkerResolver({"B1": "w1"}, b"key")("B1")
