@@ -87,7 +87,7 @@ class InfluxWriter:
         self._params = {"db": settings.database, "rp": settings.raw_rp, "precision": "ns"}
         self.failing_since: float | None = None
         """Monotonic time of the first failure of the current outage (health check)."""
-        self._wait = wait_exponential_jitter(initial=0.1, max=settings.max_backoff_s, jitter=0.1)
+        self._wait = wait_exponential_jitter(multiplier=0.1, max=settings.max_backoff_s, jitter=0.1)
 
     async def aclose(self) -> None:
         await self._client.aclose()

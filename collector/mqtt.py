@@ -69,6 +69,7 @@ class Consumer:
         self._generation = 0
         self._lock = threading.Lock()
         self.connected = asyncio.Event()
+        self.subscribed = asyncio.Event()
         self.topic_filter = shared(settings.group, events_filter(settings.site))
         client = paho.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
@@ -85,6 +86,7 @@ class Consumer:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         self._client = client
 
     def start(self) -> None:
@@ -149,7 +151,21 @@ class Consumer:
     ) -> None:
         self.metrics.mqtt_connected.set(0)
         self._loop.call_soon_threadsafe(self.connected.clear)
+        self._loop.call_soon_threadsafe(self.subscribed.clear)
         log.warning("mqtt disconnected", extra={"reason": str(reason)})
+
+    def _on_subscribe(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reasons: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        if any(r.is_failure for r in reasons):
+            log.error("mqtt subscription refused", extra={"reasons": [str(r) for r in reasons]})
+            return
+        self._loop.call_soon_threadsafe(self.subscribed.set)
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         delivery = Delivery(

@@ -78,9 +78,9 @@ class Collector:
     def health(self) -> tuple[bool, dict[str, object]]:
         since = self.writer.failing_since
         failing_for = time.monotonic() - since if since is not None else 0.0
-        mqtt_ok = self._consumer is not None and self._consumer.connected.is_set()
+        mqtt_ok = self._consumer is not None and self._consumer.subscribed.is_set()
         detail: dict[str, object] = {
-            "mqtt_connected": mqtt_ok,
+            "mqtt_subscribed": mqtt_ok,
             "influx_failing_s": round(failing_for, 1),
             "unacked": self._unacked,
         }

@@ -1,0 +1,128 @@
+"""Line protocol: documented points, escaping that round-trips through a real influxd."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from collector.lineproto import (
+    Formatter,
+    UnrepresentableError,
+    escape_measurement,
+    escape_tag,
+    hour_of,
+    point_time_ns,
+    quote_field,
+)
+from takt_cli.localservices import Influxd
+from takt_wire import SessionEvent, StateEvent, WorkEvent
+from tests.collector.helpers import rows, unit
+
+BASE = {
+    "site": "s1",
+    "line": "L1",
+    "station": "st1",
+    "device": "plc1",
+    "worker": "w1",
+    "agent": "a1",
+    "boot": "b1",
+}
+TS = datetime(2026, 11, 23, 8, 0, 0, 123456, tzinfo=UTC)
+
+
+def test_point_time_is_millisecond_floor_plus_seq() -> None:
+    assert point_time_ns(TS, 7) == 1_795_420_800_123 * 1_000_000 + 7
+    assert point_time_ns(TS, 2_000_042) == 1_795_420_800_123 * 1_000_000 + 42
+    assert hour_of(point_time_ns(TS, 999_999)) == 1_795_420_800 * 10**9
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+    ),
+    st.integers(0, 2**53),
+)
+def test_point_time_stays_in_its_millisecond_and_hour(ts: datetime, seq: int) -> None:
+    ns = point_time_ns(ts, seq)
+    exact_ms = (ts - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+    assert ns // 1_000_000 == exact_ms
+    assert hour_of(ns) == (exact_ms // 3_600_000) * 3_600_000 * 1_000_000
+
+
+def test_unit_work_session_state_points() -> None:
+    f = Formatter()
+    lines: list[str] = []
+    f.lines(unit(3, outcome="defect", defect_code="scratch", serial='S "1"', cycle_s=2.0), lines)
+    work = WorkEvent(
+        **BASE,
+        ts=TS,
+        seq=4,
+        start=TS - timedelta(seconds=60),
+        work_s=60,
+        effective_s=50,
+        down_s={"fault": 10},
+    )
+    f.lines(work, lines)
+    f.lines(SessionEvent(**BASE, ts=TS, seq=5, action="login"), lines)
+    f.lines(StateEvent(**BASE, ts=TS, seq=6, state="down", reason="fault", historical=True), lines)
+    ns = point_time_ns(TS, 0)
+    assert lines[0].startswith(
+        "units,site=s1,line=L1,station=st1,worker=w1,outcome=defect,defect_code=scratch count=1i,"
+    )
+    assert 'serial="S \\"1\\""' in lines[0] and "cycle_s=2.0" in lines[0]
+    assert lines[1] == (
+        "work,site=s1,line=L1,station=st1,worker=w1 work_s=60.0,effective_s=50.0,down_s=10.0,"
+        f"start_ns={ns + 456_000 - 60 * 10**9}i,"
+        f'agent="a1",boot="b1",seq=4i,historical=false,device="plc1" {ns + 4}'
+    )
+    assert lines[2] == (
+        "downtime,site=s1,line=L1,station=st1,worker=w1,reason=fault seconds=10.0,"
+        f'agent="a1",boot="b1",seq=4i {ns + 4}'
+    )
+    assert lines[3].startswith("sessions,site=s1,line=L1,station=st1,worker=w1,action=login ")
+    assert lines[4].startswith(
+        'states,site=s1,line=L1,station=st1,state=down,reason=fault worker="w1",'
+    )
+    assert "historical=true" in lines[4]
+
+
+def test_escaping_rules() -> None:
+    assert escape_tag("a b,c=d") == "a\\ b\\,c\\=d"
+    assert escape_measurement("a b,c=d") == "a\\ b\\,c=d"
+    assert quote_field('say "hi" \\o/') == '"say \\"hi\\" \\\\o/"'
+    for bad in ("", "back\\slash", "line\nbreak"):
+        with pytest.raises(UnrepresentableError):
+            escape_tag(bad)
+
+
+tag_text = st.text(
+    st.characters(blacklist_categories=["Cs", "Cc"], blacklist_characters="\\"),
+    min_size=1,
+    max_size=20,
+)
+field_text = st.text(st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=40)
+_counter = itertools.count()
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(tag=tag_text, text=field_text)
+def test_escaped_values_round_trip_through_influxd(influxd: Influxd, tag: str, text: str) -> None:
+    """Whatever we escape, InfluxDB stores exactly the original value."""
+    influxd.query('CREATE DATABASE "lp_escape"')
+    n = next(_counter)
+    line = f"{escape_measurement('m ,' + tag)},t={escape_tag(tag)} s={quote_field(text)},n={n}i {n}"
+    influxd.write("lp_escape", line)
+    measurement = ("m ," + tag).replace("\\", "\\\\").replace('"', '\\"')
+    [series] = influxd.query(f'SELECT * FROM "{measurement}" WHERE n = {n}', db="lp_escape")
+    columns = series["columns"]
+    [row] = rows([series])
+    got = dict(zip(columns, row, strict=True))  # type: ignore[call-overload]
+    assert got["t"] == tag
+    expected = text.replace("\r", "\\r").replace("\n", "\\n")
+    assert got["s"] == expected
