@@ -34,13 +34,11 @@ class DeviceState:
 
     @classmethod
     def initial(cls, station: Station, bits: int) -> DeviceState:
-        start = station.counter_start % (1 << bits)
         return cls(
             bits=bits,
             codes=tuple(station.defect_codes),
-            good=start,
-            rejects=dict.fromkeys(station.defect_codes, start),
-            reject_total=start,
+            good=station.counter_start % (1 << bits),
+            rejects=dict.fromkeys(station.defect_codes, 0),
         )
 
     def _inc(self, value: int) -> int:

@@ -20,7 +20,7 @@ from typing import Any, Self
 from simulators.certs import CertPair, make_run_pki
 from simulators.devicestate import DeviceState
 from simulators.frames import epoch_ms
-from simulators.ledger import build_ledger, write_ledger
+from simulators.ledger import build_ledger, write_ledger, write_roster
 from simulators.mqtt_gateway import MqttGateway
 from simulators.opcua_plc import NAMESPACE, OpcUaPlc, Security
 from simulators.plan import StationPlan, plan_scenario
@@ -88,6 +88,7 @@ class ShopFloor:
         self._epoch0 = epoch_ms(scenario.start, 0)
         self.sim_ms = -1  # last tick replayed
         self.max_lag_s = 0.0
+        self.roster_path = self.workdir / "roster.yaml"
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -168,6 +169,7 @@ class ShopFloor:
             self.serial[p.station.id] = box
             self._devices[p.station.id] = box
             self.endpoints[p.station.id] = self._endpoint(p, serial_path=str(box.link))
+        self.roster_path = write_roster(self.scenario, self.workdir)
         endpoints = {sid: asdict(ep) for sid, ep in self.endpoints.items()}
         (self.workdir / "endpoints.json").write_text(json.dumps(endpoints, indent=1) + "\n")
 
@@ -200,7 +202,7 @@ class ShopFloor:
         await asyncio.shield(self._task)
         if self.mqtt is not None:
             await self.mqtt.flush()
-        write_ledger(self.ledger, self.scenario, self.workdir)
+        write_ledger(self.ledger, self.workdir)
 
     @property
     def done(self) -> bool:

@@ -232,10 +232,21 @@ def ledger_csv(ledger: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
-def write_ledger(ledger: dict[str, Any], scenario: Scenario, folder: Path) -> None:
-    """ledger.json, ledger.csv and roster.yaml (badge → worker id) into ``folder``."""
+def ledger_json(ledger: dict[str, Any]) -> str:
+    return json.dumps(ledger, indent=1) + "\n"
+
+
+def write_ledger(ledger: dict[str, Any], folder: Path) -> None:
+    """ledger.json and ledger.csv into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "ledger.json").write_text(json.dumps(ledger, indent=1, sort_keys=False) + "\n")
+    (folder / "ledger.json").write_text(ledger_json(ledger))
     (folder / "ledger.csv").write_text(ledger_csv(ledger))
+
+
+def write_roster(scenario: Scenario, folder: Path) -> Path:
+    """roster.yaml: ``badges: {badge: worker id}``, what the agent maps badges through."""
+    folder.mkdir(parents=True, exist_ok=True)
     roster = {"badges": {w.badge: w.id for w in sorted(scenario.workers, key=lambda w: w.badge)}}
-    (folder / "roster.yaml").write_text(yaml.safe_dump(roster, sort_keys=True))
+    path = folder / "roster.yaml"
+    path.write_text(yaml.safe_dump(roster, sort_keys=True))
+    return path

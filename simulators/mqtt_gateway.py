@@ -58,6 +58,7 @@ class MqttGateway:
         self.connect_timeout_s = 10.0
         self.flush_timeout_s = 60.0
         self.published = 0
+        self._last_ts: dict[str, int] = {}
         self.duplicates = 0
         client_id = f"takt-sim-{uuid.uuid4().hex[:8]}"
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
@@ -113,6 +114,9 @@ class MqttGateway:
 
     async def publish(self, station: str, state: DeviceState, ts_ms: int, kind: str) -> None:
         """A counter message (heartbeat or change); badge/state changes also update ``state``."""
+        if kind == "heartbeat" and self._last_ts.get(station) == ts_ms:
+            return  # a change message already carried this instant
+        self._last_ts[station] = ts_ms
         prefix = self.prefixes[station]
         ts = self._epoch0 + ts_ms
         payload = counter_payload(state, ts)

@@ -117,7 +117,11 @@ class OpcUaPlc:
         self._server = server
         await server.start()
         for st in self._stations:
-            await self._write_all(st.id, self._states[st.id])
+            # Before the clock starts the registers date from 1 s before the scenario start,
+            # so the first planned change keeps its exact timestamp.
+            state = self._states[st.id]
+            ts = state.ts_ms if st.id in self._last_ts else -1000
+            await self._write_all(st.id, state, ts)
         self.up = True
 
     async def stop(self) -> None:
@@ -150,7 +154,8 @@ class OpcUaPlc:
         return out
 
     def _source_time(self, station: str, ts_ms: int) -> ua.DateTime:
-        ts = max(ts_ms, self._last_ts.get(station, -1) + 1)
+        last = self._last_ts.get(station)
+        ts = ts_ms if last is None else max(ts_ms, last + 1)
         self._last_ts[station] = ts
         return cast(ua.DateTime, self._start + timedelta(milliseconds=ts))
 
@@ -170,9 +175,9 @@ class OpcUaPlc:
         await self._server.write_attribute_value(nid, dv)
         self.writes += 1
 
-    async def _write_all(self, station: str, state: DeviceState) -> None:
+    async def _write_all(self, station: str, state: DeviceState, ts_ms: int) -> None:
         for name, variant in self._variants(state):
-            await self._write(station, name, variant, state.ts_ms, force=True)
+            await self._write(station, name, variant, ts_ms, force=True)
 
     async def publish(self, station: str, state: DeviceState, ts_ms: int, kind: str) -> None:
         """Write what changed: counters first, then badge, then state (docs/devices.md)."""

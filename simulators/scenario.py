@@ -132,7 +132,7 @@ class Station(_Model):
     model: str = ""
     standard_cycle_s: float = Field(gt=0.5)
     defect_codes: list[str] = Field(default_factory=list)
-    counter_start: int = Field(default=0, ge=0)
+    counter_start: int = Field(default=0, ge=0)  # good-unit counter at power-on
     downtime: list[Downtime] = Field(default_factory=list)
     restarts: list[Seconds] = Field(default_factory=list)
     unattended: list[Interval] = Field(default_factory=list)

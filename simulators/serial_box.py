@@ -38,6 +38,7 @@ class SerialBox:
         self.corrupted = 0
         self.dropped = 0
         self.unplugs = 0
+        self._last_ts = -1
 
     @property
     def plugged(self) -> bool:
@@ -95,4 +96,7 @@ class SerialBox:
         self.frames += 1
 
     async def publish(self, station: str, state: DeviceState, ts_ms: int, kind: str) -> None:
+        if kind == "heartbeat" and ts_ms == self._last_ts:
+            return  # a change frame already carried this instant
+        self._last_ts = ts_ms
         self.write_frame(state, ts_ms)
