@@ -113,7 +113,7 @@ def parse_frame(frame: bytes) -> dict[str, str] | None:
     if frame[-4:-2] != f"{xor:02X}".encode():
         return None
     try:
-        return dict(part.split("=", 1) for part in body.decode("ascii").split("|"))  # type: ignore[misc]
+        return dict(part.split("=", 1) for part in body.decode("ascii").split("|"))
     except ValueError:
         return None
 

@@ -21,7 +21,8 @@ import paho.mqtt.client as mqtt
 import pytest
 import pytest_asyncio
 import yaml
-from asyncua import Client, ua
+from asyncua import ua
+from asyncua.client.client import Client
 from paho.mqtt.enums import CallbackAPIVersion
 
 from simulators import ShopFloor, load_scenario
@@ -82,26 +83,29 @@ async def capture(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto
 
         def on_message(client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
             if msg.topic.endswith("/counter"):
-                cap.mqtt_counter.append(msg.payload)
+                cap.mqtt_counter.append(bytes(msg.payload))
                 if json.loads(msg.payload)["ts"] >= end:
                     got_end.set()
             elif msg.topic.endswith("/state"):
-                cap.mqtt_state.append(msg.payload)
+                cap.mqtt_state.append(bytes(msg.payload))
 
         sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="sim-test-sub")
         sub.on_message = on_message
         sub.connect("127.0.0.1", mosquitto.port)
-        sub.subscribe(floor.endpoints["S2"].topic_prefix + "/#", qos=1)
+        sub.subscribe(f"{floor.endpoints['S2'].topic_prefix}/#", qos=1)
         sub.loop_start()
         # Serial: pyserial on the stable path written to the run folder.
         path = Path((workdir / "serial-S3.path").read_text().strip())
         cap.serial = SerialReader(path, end)
         cap.serial.start()
         # OPC UA: a subscription with room for every change between two publishes.
-        client = Client(floor.endpoints["S1"].url)
+        plc = floor.endpoints["S1"]
+        assert plc.url and plc.namespace
+        client = Client(plc.url)
         async with client:
-            ns = await client.get_namespace_index(floor.endpoints["S1"].namespace)
-            nodes = {ua.NodeId(f"S1.{n}", ns): n for n in [*NAMES, "Heartbeat"]}
+            ns = await client.get_namespace_index(plc.namespace)
+            ids = [*NAMES, "Heartbeat"]
+            nodes = {ua.NodeId.from_string(f"ns={ns};s=S1.{n}"): n for n in ids}
             handler = _OpcHandler(nodes, cap.opcua, end)
             subscription = await client.create_subscription(20, handler)
             await subscription.subscribe_data_change(
