@@ -57,6 +57,8 @@ def create_app(
             "audited. Figures are a decision aid for people, never an automatic decision."
         ),
         lifespan=lifespan,
+        # Outside development the API description is not served anonymously either.
+        openapi_url="/openapi.json" if settings.environment == "development" else None,
     )
     app.state.settings = settings
     app.state.keys = KeyStore(settings.keys_db, settings.secret_key.get_secret_value())

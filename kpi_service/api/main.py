@@ -6,7 +6,14 @@ from fastapi import APIRouter
 
 from kpi_service.api.routes import audit, calendar, distribution, kpis, me, workers
 
-api_router = APIRouter(prefix="/api/v1")
+api_router = APIRouter(
+    prefix="/api/v1",
+    responses={
+        401: {"description": "Missing or invalid credentials."},
+        403: {"description": "The key lacks the scope, or the line is not the caller's."},
+        502: {"description": "InfluxDB failed or is unreachable (the answer says why)."},
+    },
+)
 api_router.include_router(me.router)
 api_router.include_router(kpis.router)
 api_router.include_router(workers.router)

@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import HTTPException, status
+from fastapi.exceptions import RequestValidationError
 
 from kpi_service.core.apikeys import Principal
 from kpi_service.core.config import Settings
@@ -22,6 +23,9 @@ from kpi_service.kpi.compute import Entity, compute_kpis
 from kpi_service.kpi.repository import Filters, fetch, known_workers
 
 MAX_DAYS = 366
+FIRST_DAY = date(1970, 1, 2)
+LAST_DAY = date(2200, 12, 31)
+"""InfluxDB stores int64 nanoseconds since 1970; dates outside this range cannot hold data."""
 
 
 def pseudonymiser(settings: Settings) -> Pseudonymiser:
@@ -41,21 +45,26 @@ def scoped_lines(principal: Principal, requested: list[str] | None) -> frozenset
     return wanted or principal.lines
 
 
+def invalid(field: str, message: str, value: object) -> RequestValidationError:
+    """A 422 in FastAPI's own validation shape, for rules OpenAPI cannot express."""
+    return RequestValidationError(
+        [{"type": "value_error", "loc": ("query", field), "msg": message, "input": str(value)}]
+    )
+
+
 def period_buckets(settings: Settings, group: Group, start: date, end: date) -> list[Bucket]:
+    if start < FIRST_DAY or end > LAST_DAY:
+        raise invalid("start", f"periods lie within {FIRST_DAY}..{LAST_DAY}", start)
     if end < start:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "end is before start")
+        raise invalid("end", "end is before start", end)
     if end - start > timedelta(days=MAX_DAYS):
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, f"a period spans at most {MAX_DAYS} days"
-        )
+        raise invalid("end", f"a period spans at most {MAX_DAYS} days", end)
     try:
         result = buckets(group, start, end, ZoneInfo(settings.timezone), settings.shifts)
     except (ValueError, OverflowError) as err:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from err
+        raise invalid("start", f"period outside the supported calendar: {err}", start) from err
     if not result:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, "no shift is scheduled in this period"
-        )
+        raise invalid("group", "no shift is scheduled in this period", group)
     return result
 
 

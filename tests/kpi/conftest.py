@@ -104,8 +104,8 @@ class Maker:
         code: str | None = None, n: int = 1, serial: str | None = None,
     ) -> UnitEvent:  # fmt: skip
         return UnitEvent(
-            **self._base(line, station, worker, ts),  # type: ignore[arg-type]
-            outcome=outcome, defect_code=code, count=n, serial=serial,  # type: ignore[arg-type]
+            **self._base(line, station, worker, ts),
+            outcome=outcome, defect_code=code, count=n, serial=serial,
         )  # fmt: skip
 
     def work(
@@ -115,7 +115,7 @@ class Maker:
         span = (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
         down = down or {}
         return WorkEvent(
-            **self._base(line, station, worker, end),  # type: ignore[arg-type]
+            **self._base(line, station, worker, end),
             start=datetime.fromisoformat(start),
             work_s=span,
             effective_s=span - sum(down.values()),
