@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from kpi_service.api.routes import audit, calendar, distribution, kpis, me, workers
+from kpi_service.api.routes import alerts, audit, calendar, distribution, kpis, me, workers
 
 api_router = APIRouter(
     prefix="/api/v1",
@@ -20,3 +20,4 @@ api_router.include_router(workers.router)
 api_router.include_router(distribution.router)
 api_router.include_router(calendar.router)
 api_router.include_router(audit.router)
+api_router.include_router(alerts.router)

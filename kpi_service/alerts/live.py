@@ -1,0 +1,120 @@
+"""Live figures for the supervisor board, read from the engine's windows (pure).
+
+Per line: every station (machine state, defect rate, efficiency) and every worker at
+it (the same figures and a per-minute trend). Efficiency is % of standard when an
+efficiency rule gives the station's standard cycle, else good units per effective hour.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable
+from typing import Any
+
+from kpi_service.alerts.engine import Engine
+from kpi_service.alerts.windows import ScopeKey, Series, efficiency_inputs
+
+TREND_MINUTES = 30
+
+
+def standards(engine: Engine) -> dict[str, float]:
+    """Station -> standard cycle seconds, from the efficiency rules."""
+    out: dict[str, float] = {}
+    default: float | None = None
+    for rule in engine.rules.rules:
+        cycle = rule.standard_cycle_s
+        if rule.metric != "efficiency" or cycle is None:
+            continue
+        if isinstance(cycle, dict):
+            for station, seconds in cycle.items():
+                out.setdefault(station, seconds)
+        elif default is None:
+            default = float(cycle)
+    if default is not None:
+        out.setdefault("*", default)
+    return out
+
+
+def figures(series: Series, now: float, minutes: float, cycles: dict[str, float]) -> dict[str, Any]:
+    window = series.window(now, minutes)
+    total = window.good + window.defect
+    cycle: dict[str, float] = {
+        station: cycles.get(station, cycles.get("*", 0.0)) for station in window.by_station
+    }
+    known = {s: c for s, c in cycle.items() if c > 0}
+    earned, effective, _ = efficiency_inputs(series, now, minutes, known)
+    _, effective_all, _ = efficiency_inputs(series, now, minutes, 1.0)
+    return {
+        "good": window.good,
+        "defect": window.defect,
+        "defect_rate": round(100.0 * window.defect / total, 2) if total else None,
+        "efficiency": round(100.0 * earned / effective, 1) if known and effective > 0 else None,
+        "units_per_hour": round(window.good * 3600.0 / effective_all, 1)
+        if effective_all > 0
+        else None,
+    }
+
+
+def trend(series: Series, now: float, minutes: int = TREND_MINUTES) -> list[list[int]]:
+    """[minute index (0 = oldest), good, defect] per minute over the last ``minutes``."""
+    start = now - minutes * 60
+    buckets = [[i, 0, 0] for i in range(minutes)]
+    first = bisect.bisect_right(series.secs, int(start))
+    for sec in series.secs[first:]:
+        index = int((sec - start) // 60)
+        if not 0 <= index < minutes:
+            continue
+        for good, defect in series.buckets[sec].values():
+            buckets[index][1] += good
+            buckets[index][2] += defect
+    return buckets
+
+
+def snapshot(
+    engine: Engine, wall: float, minutes: float, visible: Callable[[str], bool]
+) -> dict[str, Any]:
+    """The board's picture of every visible line, and the open alerts on it."""
+    cycles = standards(engine)
+    lines: dict[tuple[str, str], dict[str, Any]] = {}
+    keys: list[ScopeKey] = sorted(engine.series, key=lambda k: tuple(str(p) for p in k))
+    for key in keys:
+        scope, site, line, station, worker = key
+        clock = engine.clocks.get((site, line))
+        if clock is None or not visible(line) or scope == "line":
+            continue
+        now = clock.at(wall)
+        entry = lines.setdefault(
+            (site, line), {"site": site, "line": line, "event_time": now, "stations": {}}
+        )
+        assert station is not None
+        node = entry["stations"].setdefault(station, {"station": station, "workers": {}})
+        series = engine.series[key]
+        if scope == "station":
+            node.update(figures(series, now, minutes, cycles))
+            node["state"] = series.current_state(station)
+        elif worker is not None:
+            node["workers"][worker] = {
+                "worker": worker,
+                "logged_in": series.logged_in,
+                **figures(series, now, minutes, cycles),
+                "trend": trend(series, now),
+            }
+    alerts = [
+        a.model_dump(mode="json")
+        for a in sorted(engine.open_alerts(), key=lambda a: a.raised_at, reverse=True)
+        if visible(a.line)
+    ]
+    return {
+        "window_minutes": minutes,
+        "lines": [
+            {
+                **entry,
+                "stations": [
+                    {**s, "workers": list(s["workers"].values())}
+                    for s in entry["stations"].values()
+                ],
+            }
+            for entry in lines.values()
+        ],
+        "alerts": alerts,
+    }

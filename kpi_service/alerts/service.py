@@ -1,0 +1,205 @@
+"""The running alert engine: MQTT in, engine, store, channels and live stream out.
+
+Start-up order matters for "neither forget nor raise twice": open alerts and cooldowns
+come back from the store, windows are rebuilt from InfluxDB (remembering each event's
+identity), and only then does the MQTT session resume and deliver what was queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+from prometheus_client import Counter
+
+from kpi_service.alerts.channels import Channel, ChannelContext, build_channels
+from kpi_service.alerts.config import AlertSettings
+from kpi_service.alerts.dispatch import Dispatcher, route
+from kpi_service.alerts.engine import Engine
+from kpi_service.alerts.hub import Hub
+from kpi_service.alerts.model import Alert, Transition
+from kpi_service.alerts.mqttio import Message, MqttLink
+from kpi_service.alerts.rebuild import fetch, replay
+from kpi_service.alerts.rules import RuleSet, dump_rules, load_rules
+from kpi_service.alerts.store import AlertStore
+from takt_wire import ContractError, decode_batch
+from takt_wire.topics import events_filter, shared
+
+log = logging.getLogger(__name__)
+
+BATCHES = Counter("takt_alert_batches_total", "Event batches seen by the alert engine", ["outcome"])
+TRANSITIONS = Counter("takt_alert_transitions_total", "Alert transitions", ["kind"])
+
+
+class AlertError(Exception):
+    """Root of the alert service's own errors."""
+
+
+class NotFound(AlertError):
+    pass
+
+
+class Conflict(AlertError):
+    pass
+
+
+class AlertService:
+    def __init__(
+        self,
+        settings: AlertSettings,
+        *,
+        influx: tuple[str, str, tuple[str, str] | None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.influx = influx
+        self.clock = clock
+        self.rules = load_rules(settings.rules_file)
+        self.engine = Engine(
+            self.rules, retention_s=settings.retention_s, max_future_s=settings.max_future_s
+        )
+        self.store = AlertStore(settings.state_db)
+        self.hub = Hub()
+        self.dispatcher = Dispatcher(
+            self.store,
+            attempts=settings.delivery_attempts,
+            backoff_s=settings.delivery_backoff_s,
+            backoff_max_s=settings.delivery_backoff_max_s,
+        )
+        self.channels: dict[str, Channel] = {}
+        self.rebuilt = 0
+        self.invalid_batches = 0
+        self._http: httpx.AsyncClient | None = None
+        self._link: MqttLink | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        s = self.settings
+        self.engine.restore(self.store.open_alerts(), self.store.cooldowns())
+        self._http = httpx.AsyncClient(timeout=s.http_timeout_s)
+        if self.influx is not None:
+            url, db, auth = self.influx
+            found = await fetch(self._http, url, db, s.influx_rp, s.rebuild_minutes, auth)
+            self.rebuilt = replay(self.engine, found, self.clock())
+            log.info("alert windows rebuilt from %d InfluxDB points", self.rebuilt)
+        self._link = MqttLink(
+            s.mqtt_host,
+            s.mqtt_port,
+            client_id=s.mqtt_client_id,
+            subscription=shared(s.mqtt_group, events_filter(s.site)),
+            username=s.mqtt_username,
+            password=s.mqtt_password.get_secret_value() if s.mqtt_password else None,
+        )
+        self.channels = build_channels(self.rules.channels, self._context())
+        await self._link.start()
+        self._tasks = [
+            asyncio.create_task(self._consume(), name="alerts-consume"),
+            asyncio.create_task(self._ticker(), name="alerts-tick"),
+        ]
+
+    def _context(self) -> ChannelContext:
+        assert self._http is not None
+        return ChannelContext(http=self._http, publisher=self._link, smtp=self.settings.smtp)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.dispatcher.drain(grace_s=10)
+        if self._link is not None:
+            await self._link.stop()
+        if self._http is not None:
+            await self._http.aclose()
+        self.store.close()
+
+    # -- loops -------------------------------------------------------------------------
+
+    async def _consume(self) -> None:
+        assert self._link is not None
+        while True:
+            message = await self._link.messages.get()
+            self.handle_message(message)
+            self._link.ack(message)
+
+    def handle_message(self, message: Message) -> list[Transition]:
+        try:
+            batch = decode_batch(message.payload)
+        except ContractError as err:
+            # The collector dead-letters invalid batches; here they are only counted.
+            self.invalid_batches += 1
+            BATCHES.labels(err.reason).inc()
+            log.warning("invalid batch on %s: %s", message.topic, err)
+            return []
+        BATCHES.labels("ok").inc()
+        return self.handle(self.engine.feed(batch.events, self.clock()))
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.tick_s)
+            try:
+                self.handle(self.engine.tick(self.clock()))
+            except Exception:  # a bad tick must not stop alerting; logged with the trace
+                log.exception("alert tick failed")
+
+    # -- transitions -------------------------------------------------------------------
+
+    def handle(self, transitions: list[Transition]) -> list[Transition]:
+        """Store, stream and deliver; returns what was new (duplicate raises are dropped)."""
+        done: list[Transition] = []
+        for transition in transitions:
+            transition_id = self.store.apply(transition)
+            if transition_id is None:
+                continue
+            TRANSITIONS.labels(transition.kind).inc()
+            done.append(transition)
+            self.hub.publish(transition)
+            names = route(self.rules, transition)
+            self.dispatcher.submit(
+                transition_id, transition, [self.channels[n] for n in names if n in self.channels]
+            )
+        return done
+
+    def acknowledge(self, alert_id: str, by: str) -> Alert:
+        transition = self.engine.acknowledge(alert_id, by, self.clock())
+        if transition is None:
+            stored = self.store.get(alert_id)
+            if stored is None:
+                raise NotFound(alert_id)
+            raise Conflict(f"alert {alert_id} is {stored.status}")
+        self.handle([transition])
+        return transition.alert
+
+    # -- rules -------------------------------------------------------------------------
+
+    def set_rules(self, rules: RuleSet, *, write: bool = True) -> None:
+        """Validate channels first, then swap; the file is replaced atomically."""
+        channels = build_channels(rules.channels, self._context())
+        if write:
+            _write_atomically(self.settings.rules_file, dump_rules(rules))
+        self.rules = rules
+        self.channels = channels
+        self.handle(self.engine.set_rules(rules, self.clock()))
+
+    def reload_rules(self) -> RuleSet:
+        rules = load_rules(self.settings.rules_file)
+        self.set_rules(rules, write=False)
+        return rules
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
