@@ -202,8 +202,8 @@ def matches(got: Ledger, want: Ledger, slack_s: float = 1.0) -> bool:
 
 
 def assert_matches(got: Ledger, want: Ledger, slack_s: float = 1.0) -> None:
-    assert _clean(got.good) == _clean(want.good)
-    assert _clean(got.defects) == _clean(want.defects)
+    assert _clean(got.good) == _clean(want.good), (dict(got.good), dict(want.good))
+    assert _clean(got.defects) == _clean(want.defects), (dict(got.defects), dict(want.defects))
     for have, need in ((got.work, want.work), (got.effective, want.effective)):
         for k in set(_clean(have)) | set(_clean(need)):
             assert abs(have.get(k, 0) - need.get(k, 0)) <= slack_s, (k, have, need)
