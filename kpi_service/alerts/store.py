@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS cooldowns (
 
 
 class AlertStore:
-    """One connection, used from the event loop only (calls are short, WAL journal)."""
+    """One connection, used from the event loop only (the API handlers are async; WAL journal)."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

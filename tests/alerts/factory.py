@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +22,7 @@ class Line:
     boot: str = "b1"
     seq: int = 0
     historical: bool = False
-    sent: list[object] = field(default_factory=list)
+    t0: datetime = T0
 
     def _base(self, station: str, worker: str, t: float) -> dict[str, Any]:
         self.seq += 1
@@ -31,7 +32,7 @@ class Line:
             "station": station,
             "device": f"dev-{station}",
             "worker": worker,
-            "ts": T0 + timedelta(seconds=t),
+            "ts": self.t0 + timedelta(seconds=t),
             "agent": self.agent,
             "boot": self.boot,
             "seq": self.seq,
@@ -89,7 +90,7 @@ class Line:
         span = end - start
         return WorkEvent(
             **self._base(station, worker, end),
-            start=T0 + timedelta(seconds=start),
+            start=self.t0 + timedelta(seconds=start),
             work_s=span,
             effective_s=span - down,
             down_s={"fault": down} if down else {},
@@ -107,8 +108,10 @@ class Line:
     ) -> SessionEvent:
         return SessionEvent(**self._base(station, worker, t), action=action)
 
-    def batch(self, events: list[UnitEvent | WorkEvent | StateEvent | SessionEvent]) -> Batch:
-        return Batch(agent=self.agent, boot=self.boot, sent_at=datetime.now(UTC), events=events)
+    def batch(self, events: Sequence[UnitEvent | WorkEvent | StateEvent | SessionEvent]) -> Batch:
+        return Batch(
+            agent=self.agent, boot=self.boot, sent_at=datetime.now(UTC), events=list(events)
+        )
 
 
 def wall(t: float) -> float:

@@ -78,7 +78,7 @@ def _visible(principal: Principal, alert: Alert | None, alert_id: str) -> Alert:
 
 
 @alerts.get("", summary="Alerts, newest first (supervisors: their lines)")
-def list_alerts(
+async def list_alerts(
     principal: Supervisor,
     service: Service,
     state: Annotated[
@@ -96,7 +96,7 @@ def list_alerts(
 
 
 @alerts.get("/live", summary="Live figures of the visible lines and their open alerts")
-def live_board(principal: Supervisor, service: Service) -> dict[str, Any]:
+async def live_board(principal: Supervisor, service: Service) -> dict[str, Any]:
     return live.snapshot(
         service.engine,
         service.clock(),
@@ -147,12 +147,12 @@ async def stream(
 
 
 @alerts.get("/rules", summary="The rule set in force (admin)")
-def get_rules(_: Admin, service: Service) -> RuleSet:
+async def get_rules(_: Admin, service: Service) -> RuleSet:
     return service.rules
 
 
 @alerts.put("/rules", summary="Replace the rule set; saved to the rules file (admin)")
-def put_rules(_: Admin, service: Service, rules: RuleSet) -> RuleSet:
+async def put_rules(_: Admin, service: Service, rules: RuleSet) -> RuleSet:
     try:
         service.set_rules(rules)
     except ValueError as err:
@@ -161,7 +161,7 @@ def put_rules(_: Admin, service: Service, rules: RuleSet) -> RuleSet:
 
 
 @alerts.post("/rules/reload", summary="Re-read the rules file (admin)")
-def reload_rules(_: Admin, service: Service) -> RuleSet:
+async def reload_rules(_: Admin, service: Service) -> RuleSet:
     try:
         return service.reload_rules()
     except (RulesError, ValueError) as err:
@@ -169,7 +169,7 @@ def reload_rules(_: Admin, service: Service) -> RuleSet:
 
 
 @alerts.get("/{alert_id}", summary="One alert with its transitions and deliveries")
-def get_alert(alert_id: str, principal: Supervisor, service: Service) -> AlertDetail:
+async def get_alert(alert_id: str, principal: Supervisor, service: Service) -> AlertDetail:
     alert = _visible(principal, service.store.get(alert_id), alert_id)
     return AlertDetail(
         alert=alert,
@@ -179,7 +179,7 @@ def get_alert(alert_id: str, principal: Supervisor, service: Service) -> AlertDe
 
 
 @alerts.post("/{alert_id}/ack", summary="Acknowledge an open alert (supervisor of its line)")
-def acknowledge(alert_id: str, principal: Supervisor, service: Service) -> Alert:
+async def acknowledge(alert_id: str, principal: Supervisor, service: Service) -> Alert:
     _visible(principal, service.store.get(alert_id), alert_id)
     try:
         return service.acknowledge(alert_id, principal.name)

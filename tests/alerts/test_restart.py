@@ -1,0 +1,77 @@
+"""After a restart the engine neither forgets a running problem nor raises it twice."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kpi_service.testing import lines_of, setup_statements
+from takt_cli.localservices import Influxd, Mosquitto
+from tests.alerts.factory import Line
+from tests.alerts.harness import Bus, make_app, now_aligned, serve, service, until
+from tests.alerts.receivers import HttpReceiver, receiver_fixture
+
+
+@pytest.fixture
+def receiver() -> Iterator[HttpReceiver]:
+    yield from receiver_fixture()
+
+
+@pytest.fixture(autouse=True)
+def hook_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TAKT_TEST_HOOK_SECRET", "restart-secret")
+
+
+def produce(bus: Bus, influxd: Influxd, db: str, line: Line, t0: float, n: int, every: int) -> None:
+    """Batches on MQTT and, as the collector would, the same events in InfluxDB."""
+    events = [
+        line.unit(t0 + i, station="S2", worker="W2", defect=bool(every) and i % every == 0)
+        for i in range(n)
+    ]
+    size = 1 if every else 20  # bad seconds one by one (the alert's timing), good ones in bulk
+    for start in range(0, n, size):
+        bus.publish(line.batch(events[start : start + size]))
+    influxd.write(db, lines_of(events))
+
+
+async def test_restart_rebuilds_windows_and_keeps_the_alert(
+    tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd, receiver: HttpReceiver
+) -> None:
+    db = "alerts_restart"
+    for statement in setup_statements(db):
+        influxd.query(statement)
+    options: dict[str, Any] = {"mqtt_group": "restart-group", "mqtt_client_id": "alerts-restart"}
+    bus = Bus(mosquitto.port)
+    line = Line(t0=now_aligned())
+
+    app, _ = make_app(tmp_path, mosquitto.port, receiver.url, influxd.url, db, **options)
+    async with serve(app):
+        svc = service(app)
+        await asyncio.to_thread(produce, bus, influxd, db, line, 0, 40, 2)
+        await until(lambda: len(svc.store.find(status="open")) == 1, what="raised")
+        [first] = svc.store.find()
+
+    # While the engine is down the line goes on (still bad); the broker keeps the batches.
+    await asyncio.to_thread(produce, bus, influxd, db, line, 40, 20, 2)
+
+    app, _ = make_app(
+        tmp_path, mosquitto.port, receiver.url, influxd.url, db, create_keys=False, **options
+    )
+    async with serve(app):
+        svc = service(app)
+        assert svc.rebuilt == 60, "windows rebuilt from every live point of the last hour"
+        await until(lambda: svc.engine.counters.duplicate >= 20, what="queued batches redelivered")
+        await asyncio.to_thread(produce, bus, influxd, db, line, 60, 30, 2)
+        await until(lambda: svc.engine.counters.accepted >= 90)
+        await asyncio.sleep(0.5)
+        assert [a.id for a in svc.store.find()] == [first.id], "the same alert, not a second"
+        # Recovery clears the alert raised before the restart.
+        await asyncio.to_thread(produce, bus, influxd, db, line, 90, 600, 0)
+        await until(lambda: svc.store.find(status="open") == [], what="cleared")
+        kinds = [t["kind"] for t in svc.store.transitions(first.id)]
+        assert kinds == ["raised", "cleared"]
+    bus.close()
