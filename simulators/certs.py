@@ -8,6 +8,7 @@ nothing secret lives in the repository.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -53,6 +54,7 @@ def make_cert(folder: Path, name: str, uri: str, *, server: bool) -> CertPair:
                 [
                     x509.UniformResourceIdentifier(uri),
                     x509.DNSName("localhost"),
+                    x509.DNSName(socket.gethostname()),
                     x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
                 ]
             ),

@@ -89,6 +89,7 @@ class ShopFloor:
         self.sim_ms = -1  # last tick replayed
         self.max_lag_s = 0.0
         self.roster_path = self.workdir / "roster.yaml"
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -204,6 +205,26 @@ class ShopFloor:
             await self.mqtt.flush()
         write_ledger(self.ledger, self.workdir)
 
+    async def wait_until(self, sim_seconds: float) -> None:
+        """Until the clock has replayed ``sim_seconds`` after the scenario start."""
+        target = round(sim_seconds * 1000)
+        if self.sim_ms >= target:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((target, fut))
+        await fut
+
+    def _wake(self, tick: int) -> None:
+        keep = []
+        for target, fut in self._waiters:
+            if fut.done():
+                continue
+            if target <= tick:
+                fut.set_result(None)
+            else:
+                keep.append((target, fut))
+        self._waiters = keep
+
     @property
     def done(self) -> bool:
         return self._task is not None and self._task.done()
@@ -246,6 +267,7 @@ class ShopFloor:
                 state.tick(tick)
                 await device.publish(sid, state, tick, HEARTBEAT)
             self.sim_ms = tick
+            self._wake(tick)
             if tick == end:
                 break
             tick = min(tick + step, end)
