@@ -128,7 +128,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TAKT_KPI_", extra="forbid")
 
-    environment: Literal["development", "production"] = "development"
+    environment: Literal["development", "production"] = "production"
 
     influx_url: str = "http://127.0.0.1:8086"
     influx_db: str = "takt"

@@ -60,12 +60,16 @@ def test_yaml_config_names_file_and_field(tmp_path: Path, monkeypatch: pytest.Mo
     with pytest.raises(ConfigError, match="secret_key"):
         load_settings()
     config.write_text("timezone: Europe/Berlin\nstandards:\n  - {station: S1, cycle_s: 30}\n")
+    with pytest.raises(ConfigError, match="secret_key"):
+        load_settings()  # production is the default: no secret, no start
+    monkeypatch.setenv("TAKT_KPI_SECRET_KEY", "a-real-random-secret")
     loaded = load_settings()
     assert loaded.timezone == "Europe/Berlin" and loaded.standards[0].cycle_s == 30
 
 
 def test_cli_creates_key_printed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TAKT_KPI_STATE_DIR", str(tmp_path))
+    monkeypatch.setenv("TAKT_KPI_ENVIRONMENT", "development")
     result = CliRunner().invoke(
         cli_app, ["apikey", "create", "--name", "sup", "--scopes", "supervisor", "--lines", "L1"]
     )

@@ -17,7 +17,7 @@ router = APIRouter(tags=["audit"])
 async def read_audit(
     _: Annotated[Principal, Depends(audited("admin"))],
     audit: AuditDep,
-    after_id: Annotated[int, Query(ge=0)] = 0,
+    after_id: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[AuditOut]:
     return [AuditOut(**vars(e)) for e in audit.entries(after_id=after_id, limit=limit)]
