@@ -7,10 +7,12 @@ give each test its own process. Missing binaries fail with the fix, not a skip.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from takt_cli.localservices import (
     Influxd,
@@ -24,6 +26,12 @@ from takt_cli.localservices import (
 from takt_cli.localservices import (
     mosquitto as make_mosquitto,
 )
+
+# CI explores the same examples every run (a red build must be reproducible);
+# developers' runs keep exploring new ones.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
