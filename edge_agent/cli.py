@@ -43,7 +43,7 @@ def run(config: ConfigOption) -> None:
 def check_config(path: Annotated[Path, typer.Argument(help="Gateway config (YAML).")]) -> None:
     """Validate a gateway config and the device profiles it names; exit 2 when wrong."""
     try:
-        gateway, profiles = load_config(path)
+        gateway, _profiles = load_config(path)
     except ConfigError as err:
         typer.echo(f"config error: {err}", err=True)
         raise typer.Exit(2) from None

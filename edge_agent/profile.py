@@ -223,3 +223,8 @@ _CODE_RE = re.compile(r"^[A-Za-z0-9_.:\-]+$")
 def is_code(text: str) -> bool:
     """A defect code or down reason that can travel on the wire."""
     return bool(_CODE_RE.match(text)) and len(text) <= 64
+
+
+def json_schema() -> dict[str, object]:
+    """JSON Schema of a device profile (docs/schema/device-profile.schema.json)."""
+    return DeviceProfile.model_json_schema()

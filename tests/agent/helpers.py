@@ -141,7 +141,7 @@ class EventSubscriber:
         )
         self.client.on_connect = lambda c, *_: c.subscribe(events_filter(site), qos=1)
         self.client.on_message = self._on_message
-        self.client.reconnect_delay_set(0.2, 1)
+        self.client.reconnect_delay_set(1, 2)
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
 

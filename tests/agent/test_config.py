@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -13,7 +14,7 @@ from edge_agent.config import ConfigError, load_config
 from edge_agent.outbox import Outbox
 from edge_agent.profile import ProfileError, load_profile
 
-BASE = {
+BASE: dict[str, Any] = {
     "agent_id": "gw1",
     "site": "plant1",
     "broker": {"host": "127.0.0.1", "port": 1883, "allow_anonymous": True},
@@ -55,10 +56,10 @@ def test_env_overrides_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     [
         ({"broker": {"host": "x", "password": "pw", "allow_anonymous": True}}, "broker.password"),
         ({"broker": {"host": "x"}}, "broker"),
-        ({"stations": [dict(BASE["stations"][0], profile="nope")]}, "stations.0.profile"),  # type: ignore[index]
-        ({"stations": [dict(BASE["stations"][0], id="bad id")]}, "stations.0.id"),  # type: ignore[index]
+        ({"stations": [dict(BASE["stations"][0], profile="nope")]}, "stations.0.profile"),
+        ({"stations": [dict(BASE["stations"][0], id="bad id")]}, "stations.0.id"),
         (
-            {"stations": [dict(BASE["stations"][0], profile="takt-sim-plc")]},  # type: ignore[index]
+            {"stations": [dict(BASE["stations"][0], profile="takt-sim-plc")]},
             "stations.0.connection.type",
         ),
         ({"pseudonymise": True}, "(root)"),

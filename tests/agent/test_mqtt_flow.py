@@ -56,7 +56,7 @@ async def test_mqtt_events_add_up_to_the_ledger(mosquitto: Mosquitto, tmp_path: 
         http={"port": http_port},
     )
     sub = EventSubscriber(mosquitto.port, client_id="sub-mqtt-flow")
-    agent, stop, task = await start_agent(path)
+    _agent, stop, task = await start_agent(path)
     device = MqttDevice(mosquitto.port, line="LM")
     try:
         await asyncio.to_thread(device.publish, steps)

@@ -20,8 +20,8 @@ from edge_agent.config import load_config
 from edge_agent.runtime import Agent
 from takt_cli.localservices import Mosquitto, free_port
 from tests.agent.helpers import (
-    T0,
     CODES,
+    T0,
     EventSubscriber,
     Step,
     assert_matches,
@@ -53,13 +53,17 @@ class Plc:
         await server.init()
         server.set_endpoint(f"opc.tcp://127.0.0.1:{self.port}/plc")
         idx = await server.register_namespace("urn:takt:sim:plc")
-        line = await server.nodes.objects.add_object(ua.NodeId("Line", idx), "Line")
+        line = await server.nodes.objects.add_object(
+            ua.NodeId.from_string(f"ns={idx};s=Line"), "Line"
+        )
         for s in self.stations:
-            obj = await line.add_object(ua.NodeId(s, idx), s)
+            obj = await line.add_object(ua.NodeId.from_string(f"ns={idx};s={s}"), s)
             specs = VARIABLES + [(f"Rejects.{c}", ua.VariantType.UInt16, 0) for c in CODES]
             for name, vtype, initial in specs:
                 node = await obj.add_variable(
-                    ua.NodeId(f"{s}.{name}", idx), name, ua.Variant(initial, vtype)
+                    ua.NodeId.from_string(f"ns={idx};s={s}.{name}"),
+                    name,
+                    ua.Variant(initial, vtype),
                 )
                 self.nodes[f"{s}.{name}"] = node
                 self.types[f"{s}.{name}"] = vtype
@@ -68,8 +72,9 @@ class Plc:
         await server.start()
 
     async def write(self, key: str, value: Any, ts: datetime) -> None:
+        stamp: Any = ts
         dv = ua.DataValue(
-            ua.Variant(value, self.types[key]), SourceTimestamp=ts, ServerTimestamp=ts
+            ua.Variant(value, self.types[key]), SourceTimestamp=stamp, ServerTimestamp=stamp
         )
         await self.nodes[key].write_value(dv)
 
@@ -77,7 +82,7 @@ class Plc:
         for i, step in enumerate(steps):
             s, ms = step.station, timedelta(milliseconds=1)
             ts = step.ts
-            writes = [("GoodCount", step.cnt), ("LastCycleTime", step.ct)]
+            writes: list[tuple[str, Any]] = [("GoodCount", step.cnt), ("LastCycleTime", step.ct)]
             writes += [(f"Rejects.{c}", n) for c, n in step.rej.items()]
             writes += [("OperatorBadge", step.op), ("MachineState", step.st), ("Heartbeat", step.t)]
             for name, value in writes:

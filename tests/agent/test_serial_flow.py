@@ -17,15 +17,23 @@ from edge_agent.runtime import Agent
 from takt_cli.localservices import Mosquitto
 from tests.agent.helpers import EventSubscriber, Step, assert_matches, gateway_config, make_script
 
-PROFILE = load_profile(Path(__file__).resolve().parents[2] / "device_profiles/takt-sim-serialbox.yaml")
+PROFILE = load_profile(
+    Path(__file__).resolve().parents[2] / "device_profiles/takt-sim-serialbox.yaml"
+)
 assert PROFILE.serial is not None
 FRAMING = PROFILE.serial.framing
 
 
 def frame(step: Step) -> bytes:
     rej = ",".join(f"{c}:{n}" for c, n in step.rej.items())
-    fields = {"T": str(int(step.ts.timestamp() * 1000)), "G": str(step.cnt), "R": rej,
-              "B": step.op, "S": str(step.st), "C": str(step.ct)}
+    fields = {
+        "T": str(int(step.ts.timestamp() * 1000)),
+        "G": str(step.cnt),
+        "R": rej,
+        "B": step.op,
+        "S": str(step.st),
+        "C": str(step.ct),
+    }
     return encode_frame(fields, FRAMING)
 
 
@@ -58,10 +66,19 @@ async def test_serial_events_add_up_despite_corrupt_frames_and_unplug(
 ) -> None:
     steps, ledger = make_script(["C1"], 300, seed=8)
     device = PtyDevice(tmp_path / "serial-C1")
-    path = gateway_config(tmp_path, mosquitto.port, [
-        {"id": "C1", "line": "LS", "profile": "takt-sim-serialbox",
-         "connection": {"type": "serial", "port": str(device.link)}}
-    ], agent_id="gw-serial")
+    path = gateway_config(
+        tmp_path,
+        mosquitto.port,
+        [
+            {
+                "id": "C1",
+                "line": "LS",
+                "profile": "takt-sim-serialbox",
+                "connection": {"type": "serial", "port": str(device.link)},
+            }
+        ],
+        agent_id="gw-serial",
+    )
     config, profiles = load_config(path)
     sub = EventSubscriber(mosquitto.port, client_id="sub-serial")
     agent = Agent(config, profiles)
@@ -72,8 +89,9 @@ async def test_serial_events_add_up_despite_corrupt_frames_and_unplug(
     corrupted = 0
     # unplug in a window where no badge or state changes (those frames are simply never sent:
     # the cumulative counters in the next frame carry the units)
-    quiet = next(i for i in range(100, len(steps) - 5)
-                 if not any(s.changed for s in steps[i - 1 : i + 5]))
+    quiet = next(
+        i for i in range(100, len(steps) - 5) if not any(s.changed for s in steps[i - 1 : i + 5])
+    )
     try:
         await asyncio.wait_for(source.connected.wait(), 10)
         for i, step in enumerate(steps):
@@ -100,8 +118,10 @@ async def test_serial_events_add_up_despite_corrupt_frames_and_unplug(
                 await asyncio.sleep(0.01)
         got = await asyncio.to_thread(sub.wait_for, ledger, 30.0, 0.01)
         assert_matches(got, ledger, slack_s=0.01)
-        skipped = sum(agent.metrics.corrupt_frames.labels("C1", r)._value.get()
-                      for r in ("checksum", "truncated"))
+        skipped = sum(
+            agent.metrics.corrupt_frames.labels("C1", r)._value.get()
+            for r in ("checksum", "truncated")
+        )
         assert corrupted > 3 and skipped == corrupted
         assert agent.metrics.reconnects.labels(source.name)._value.get() >= 1
     finally:

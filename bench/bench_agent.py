@@ -1,0 +1,166 @@
+"""Edge agent: events/s from the outbox to a real Mosquitto at QoS 1, and agent memory.
+
+Batched publishing (takt_wire Batch, many events per message, window flow
+control) is compared with one message per event through the same code path
+(batch size 1), in the same run. Memory is the resident set of a real
+``takt agent run`` reading 100 simulated MQTT stations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edge_agent.config import BrokerConfig, GatewayConfig, PublishConfig, StationConfig
+from edge_agent.metrics import AgentMetrics
+from edge_agent.outbox import Outbox
+from edge_agent.publisher import Publisher
+from takt_cli.localservices import free_port, mosquitto
+
+EVENT = {
+    "kind": "unit",
+    "site": "plant1",
+    "line": "L1",
+    "station": "S01",
+    "device": "plc-1",
+    "worker": "w0042",
+    "ts": "2026-11-23T08:00:00.123000Z",
+    "outcome": "good",
+    "count": 1,
+    "cycle_s": 31.5,
+}
+
+
+def _config(port: int, batch: int, window: int) -> GatewayConfig:
+    return GatewayConfig(
+        agent_id="bench",
+        site="plant1",
+        broker=BrokerConfig(port=port, allow_anonymous=True),
+        publish=PublishConfig(batch_max_events=batch, window=window, historical_after_s=3600),
+        stations=[
+            StationConfig.model_validate(
+                {
+                    "id": "S01",
+                    "line": "L1",
+                    "profile": "takt-sim-counter",
+                    "connection": {"type": "mqtt"},
+                }
+            )
+        ],
+    )
+
+
+async def _drain(folder: Path, port: int, events: int, batch: int, window: int) -> float:
+    box = Outbox(folder / f"outbox-{batch}.db", agent="bench", boot="b1", synchronous="NORMAL")
+    for start in range(0, events, 10_000):
+        box.commit([EVENT] * min(10_000, events - start), {})
+    publisher = Publisher(_config(port, batch, window), box, AgentMetrics(), "b1")
+    task = asyncio.create_task(publisher.run())
+    for _ in range(1000):  # bench only: wait for the first CONNACK
+        if publisher.connected:
+            break
+        await asyncio.sleep(0.01)
+    started = time.perf_counter()
+    publisher.notify()
+    ok = await publisher.flush(within_s=300)
+    elapsed = time.perf_counter() - started
+    task.cancel()
+    box.close()
+    if not ok:
+        raise RuntimeError("outbox did not drain")
+    return events / elapsed
+
+
+def _rss_of_agent(
+    folder: Path, port: int, stations: int = 100, seconds: float = 8.0
+) -> dict[str, Any]:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    config = {
+        "agent_id": "bench-mem",
+        "site": "plant1",
+        "broker": {"port": port, "allow_anonymous": True},
+        "outbox": {"path": str(folder / "mem.db")},
+        "http": {"port": 0},
+        "stations": [
+            {
+                "id": f"S{i:03d}",
+                "line": "L1",
+                "profile": "takt-sim-counter",
+                "connection": {"type": "mqtt", "port": port},
+            }
+            for i in range(stations)
+        ],
+    }
+    path = folder / "gateway.yaml"
+    path.write_text(yaml.safe_dump(config))
+    takt = str(Path(sys.executable).parent / "takt")
+    proc = subprocess.Popen(
+        [takt, "agent", "run", "--config", str(path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    device = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
+    device.connect("127.0.0.1", port)
+    device.loop_start()
+    time.sleep(2.0)
+    sent = 0
+    deadline = time.monotonic() + seconds
+    t = 1763884800000
+    while time.monotonic() < deadline:
+        t += 1000
+        for i in range(stations):
+            payload = {
+                "ts": t,
+                "cnt": sent // stations,
+                "rej": {"E07": 1},
+                "op": f"B{i % 7}",
+                "st": 1,
+                "ct": 30.0,
+            }
+            device.publish(f"plant/L1/S{i:03d}/counter", json.dumps(payload), qos=1)
+            sent += 1
+        time.sleep(0.1)
+    status = Path(f"/proc/{proc.pid}/status").read_text()
+    fields = {line.split(":")[0]: line.split()[1] for line in status.splitlines() if "Vm" in line}
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(30)
+    device.disconnect()
+    device.loop_stop()
+    return {
+        "rss_mb": round(int(fields["VmRSS"]) / 1024, 1),
+        "peak_rss_mb": round(int(fields["VmHWM"]) / 1024, 1),
+        "device_messages": sent,
+    }
+
+
+def main() -> dict[str, object]:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        broker = mosquitto(folder / "broker", port=free_port()).start()
+        try:
+            batched = asyncio.run(_drain(folder, broker.port, 200_000, 1000, 8))
+            single = asyncio.run(_drain(folder, broker.port, 20_000, 1, 20))
+            memory = _rss_of_agent(folder, broker.port)
+        finally:
+            broker.stop()
+    return {
+        "batched_events_per_s": round(batched),
+        "one_message_per_event_events_per_s": round(single),
+        "ratio_batched_vs_single": round(batched / single, 1),
+        "target_events_per_s": 20_000,
+        "agent_100_stations_rss_mb": memory["rss_mb"],
+        "agent_100_stations_peak_rss_mb": memory["peak_rss_mb"],
+        "target_rss_mb": 80,
+        "device_messages_during_memory_run": memory["device_messages"],
+    }
