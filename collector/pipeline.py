@@ -15,14 +15,16 @@ from datetime import UTC, datetime, timedelta
 
 from collector.dedupe import SeqTracker
 from collector.dlq import DeadLetter
-from collector.lineproto import Formatter, UnrepresentableError, hour_of
-from takt_wire import MAX_PAYLOAD_BYTES, ContractError, decode_batch
+from collector.lineproto import Formatter, UnrepresentableError
+from takt_wire import MAX_PAYLOAD_BYTES, ContractError, Event, decode_batch
 from takt_wire.signing import SIGNATURE_PROPERTY, verify
 from takt_wire.topics import parse_events_topic
 
 log = logging.getLogger(__name__)
 
-ROLLED_UP = frozenset({"units", "work", "downtime"})
+ROLLED_UP_KINDS = frozenset({"unit", "work"})
+"""Event kinds whose points feed the hourly rollups (work also yields downtime)."""
+HOUR_NS = 3_600_000_000_000
 
 
 @dataclass
@@ -109,64 +111,54 @@ class Pipeline:
         limit = now + timedelta(seconds=self.rules.max_future_skew_s)
         stations = self.rules.stations
         tracker = self.tracker
-        formatter = self.formatter
         lines = out.lines
-        hours = out.hours
+        format_event = self.formatter.lines
         stream = None
-        stream_key: tuple[str, str] = ("", "")
+        agent = boot = ""
+        last_hour = -1
         out.events = len(batch.events)
         for event in batch.events:
-            reason = None
-            if event.ts > limit:
-                reason, detail = (
-                    "future_timestamp",
-                    f"ts {event.ts.isoformat()} is after {limit.isoformat()}",
-                )
-            elif (
+            if event.ts > limit or (
                 stations is not None
                 and f"{event.site}/{event.line}/{event.station}" not in stations
             ):
-                reason, detail = (
-                    "unknown_station",
-                    f"station {event.site}/{event.line}/{event.station} is not registered",
-                )
-            if reason is not None:
-                out.rejected.append(
-                    DeadLetter(
-                        "event",
-                        reason,
-                        detail,
-                        topic,
-                        event.model_dump_json(exclude_none=True).encode(),
-                        props,
-                    )
-                )
+                out.rejected.append(self._reject_event(event, limit, topic, props))
                 continue
-            if stream is None or stream_key != (event.agent, event.boot):
-                stream_key = (event.agent, event.boot)
-                stream = tracker.stream(event.agent, event.boot, event.seq)
+            if stream is None or event.agent != agent or event.boot != boot:
+                agent, boot = event.agent, event.boot
+                stream = tracker.stream(agent, boot, event.seq)
             verdict = tracker.check(stream, event.seq)
             if verdict.duplicate:
                 out.duplicates += 1
                 continue
             if verdict.gap:
-                out.gaps.append(
-                    Gap(event.agent, event.boot, event.seq - verdict.gap - 1, verdict.gap)
-                )
+                out.gaps.append(Gap(agent, boot, event.seq - verdict.gap - 1, verdict.gap))
             try:
-                ts = formatter.lines(event, lines)
+                ts = format_event(event, lines)
             except UnrepresentableError as err:
-                out.rejected.append(
-                    DeadLetter(
-                        "event",
-                        "unrepresentable",
-                        str(err),
-                        topic,
-                        event.model_dump_json(exclude_none=True).encode(),
-                        props,
-                    )
-                )
+                out.rejected.append(_event_letter(event, "unrepresentable", str(err), topic, props))
                 continue
-            if event.kind == "unit" or event.kind == "work":
-                hours.add(hour_of(ts))
+            if event.kind in ROLLED_UP_KINDS:
+                hour = ts - ts % HOUR_NS
+                if hour != last_hour:
+                    out.hours.add(hour)
+                    last_hour = hour
         return out
+
+    def _reject_event(
+        self, event: Event, limit: datetime, topic: str, props: dict[str, object]
+    ) -> DeadLetter:
+        if event.ts > limit:
+            detail = f"ts {event.ts.isoformat()} is after {limit.isoformat()}"
+            return _event_letter(event, "future_timestamp", detail, topic, props)
+        where = f"{event.site}/{event.line}/{event.station}"
+        return _event_letter(
+            event, "unknown_station", f"station {where} is not registered", topic, props
+        )
+
+
+def _event_letter(
+    event: Event, reason: str, detail: str, topic: str, props: dict[str, object]
+) -> DeadLetter:
+    payload = event.model_dump_json(exclude_none=True).encode()
+    return DeadLetter("event", reason, detail, topic, payload, props)

@@ -67,10 +67,12 @@ async def running(settings: CollectorSettings) -> AsyncIterator[Collector]:
         await asyncio.wait_for(task, 60)
 
 
-async def eventually(check: Callable[[], bool], within: float = 30, what: str = "") -> None:
+async def eventually(
+    check: Callable[[], bool], within: float = 30, what: str = "", every: float = 0.05
+) -> None:
     """Wait (bounded) for a condition that depends on another process."""
     deadline = asyncio.get_running_loop().time() + within
     while not check():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out waiting for {what or check}")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(every)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -25,8 +26,10 @@ class FaultProxy:
     """Responses given, in order, to the next /write requests."""
     rules: list[Rule] = field(default_factory=list)
     """Checked against every /write body (decompressed) after the script is used up."""
-    requests: list[tuple[int, int]] = field(default_factory=list)
-    """(status, lines in body) of every /write."""
+    requests: list[tuple[int, int, float]] = field(default_factory=list)
+    """(status, lines in body, monotonic time) of every /write."""
+    delay_s: float = 0.0
+    """Added before every /write is answered (a slow server)."""
     port: int = 0
     _server: asyncio.Server | None = None
     _client: httpx.AsyncClient | None = None
@@ -74,13 +77,14 @@ class FaultProxy:
         assert self._client is not None
         plain = gzip.decompress(body) if headers.get("content-encoding") == "gzip" else body
         if target.startswith("/write"):
+            await asyncio.sleep(self.delay_s)
             n = plain.count(b"\n") + 1
             fault = self.script.pop(0) if self.script else None
             for rule in self.rules:
                 if fault is None:
                     fault = rule(plain)
             if fault is not None:
-                self.requests.append((fault[0], n))
+                self.requests.append((fault[0], n, time.monotonic()))
                 return fault
         forward = {
             k: v
@@ -89,7 +93,7 @@ class FaultProxy:
         }
         response = await self._client.request(method, target, content=body, headers=forward)
         if target.startswith("/write"):
-            self.requests.append((response.status_code, plain.count(b"\n") + 1))
+            self.requests.append((response.status_code, plain.count(b"\n") + 1, time.monotonic()))
         keep = {k: v for k, v in response.headers.items() if k.lower() == "content-type"}
         return response.status_code, keep, response.content
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import AwareDatetime, TypeAdapter
 
 from collector.lineproto import (
     Formatter,
     UnrepresentableError,
+    epoch_us,
     escape_measurement,
     escape_tag,
     hour_of,
@@ -38,6 +40,31 @@ def test_point_time_is_millisecond_floor_plus_seq() -> None:
     assert point_time_ns(TS, 7) == 1_795_420_800_123 * 1_000_000 + 7
     assert point_time_ns(TS, 2_000_042) == 1_795_420_800_123 * 1_000_000 + 42
     assert hour_of(point_time_ns(TS, 999_999)) == 1_795_420_800 * 10**9
+
+
+zones = st.one_of(
+    st.just(UTC),
+    st.builds(
+        timezone, st.timedeltas(min_value=timedelta(hours=-23), max_value=timedelta(hours=23))
+    ),
+    st.timezones(),
+)
+
+
+@given(
+    st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1), timezones=zones)
+)
+def test_epoch_us_is_exact_in_any_zone(ts: datetime) -> None:
+    exact = (ts - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    assert epoch_us(ts) == exact
+    if ts.utcoffset() % timedelta(minutes=1):  # type: ignore[operator]
+        return  # ISO 8601 (and so the wire) carries whole-minute offsets only
+    parsed = TypeAdapter(AwareDatetime).validate_json(f'"{ts.isoformat()}"')
+    assert (
+        epoch_us(parsed)
+        == epoch_us(parsed)
+        == (parsed - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    )
 
 
 @given(
@@ -77,7 +104,7 @@ def test_unit_work_session_state_points() -> None:
     assert lines[1] == (
         "work,site=s1,line=L1,station=st1,worker=w1 work_s=60.0,effective_s=50.0,down_s=10.0,"
         f"start_ns={ns + 456_000 - 60 * 10**9}i,"
-        f'agent="a1",boot="b1",seq=4i,historical=false,device="plc1" {ns + 4}'
+        f'seq=4i,historical=false,agent="a1",boot="b1",device="plc1" {ns + 4}'
     )
     assert lines[2] == (
         "downtime,site=s1,line=L1,station=st1,worker=w1,reason=fault seconds=10.0,"
