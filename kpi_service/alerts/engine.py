@@ -113,8 +113,8 @@ class Engine:
         if clock is None or obs.ts > clock.watermark:
             self.clocks[line] = LineClock(obs.ts, wall)
         for key in scope_keys(obs):
-            if obs.kind == "session" and key[0] != "worker":
-                continue
+            if (obs.kind == "session") != (key[0] == "worker") and obs.kind in ("session", "state"):
+                continue  # logins belong to the worker, machine states to the station and line
             self.series.setdefault(key, Series()).add(obs)
         self.counters.accepted += 1
         return True

@@ -102,7 +102,14 @@ async def serve(app: FastAPI) -> AsyncIterator[str]:
     """Run the app under uvicorn on a free port (lifespan included); yield its base URL."""
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=3,  # open SSE streams would hold the shutdown
+        )
     )
     task = asyncio.create_task(server.serve(), name="uvicorn")
     async with asyncio.timeout(30):

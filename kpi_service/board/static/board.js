@@ -18,7 +18,8 @@ const T = {
         down_time: "Down time", warning: "warning", critical: "critical", line: "Line",
         badKey: "Invalid key or no access" },
 };
-let lang = localStorage.getItem("takt-lang") || (navigator.language.startsWith("zh") ? "zh" : "en");
+const asked = new URLSearchParams(location.search).get("lang");
+let lang = T[asked] ? asked : localStorage.getItem("takt-lang") || (navigator.language.startsWith("zh") ? "zh" : "en");
 let key = sessionStorage.getItem("takt-key") || "";
 let snapshot = null;
 let abort = null;
