@@ -1,4 +1,4 @@
-"""The supervisor board in a real headless Chromium: stations shown, alert appears live, ack works."""
+"""The board in a real headless Chromium: stations shown, an alert appears live, ack works."""
 
 from __future__ import annotations
 
