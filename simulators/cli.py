@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 
 from simulators.floor import FloorError, ShopFloor
+from simulators.loadgen import make_load
 from simulators.mqtt_gateway import MqttGatewayError
 from simulators.opcua_plc import Security
 from simulators.scenario import ScenarioError, load_scenario
@@ -35,6 +37,23 @@ def validate(scenario: Path) -> None:
         f"{scenario}: ok — {len(stations)} stations, {len(sc.workers)} workers, "
         f"{sc.duration / 3600:g} h simulated in {sc.duration / sc.time_acceleration:.0f} s"
     )
+
+
+@app.command("make-load")
+def make_load_cmd(
+    out: Path,
+    stations: int = 200,
+    hours: float = 1.0,
+    acceleration: float = 20.0,
+    protocols: Annotated[str, typer.Option(help="Comma-separated, cycled.")] = "mqtt,opcua",
+) -> None:
+    """Write a benchmark scenario with many stations (two operators each)."""
+    protos = tuple(p.strip() for p in protocols.split(",") if p.strip())
+    doc = make_load(stations, hours=hours, acceleration=acceleration, protocols=protos)
+    header = f"# Generated: takt sim make-load {out.name} --stations {stations} --hours {hours:g}"
+    header += f" --acceleration {acceleration:g} --protocols {','.join(protos)}\n"
+    out.write_text(header + yaml.safe_dump(doc, sort_keys=False, default_flow_style=None))
+    validate(out)
 
 
 @app.command()
@@ -73,19 +92,19 @@ def run(
             typer.echo(f"--opcua-user needs the password in ${PASSWORD_ENV}", err=True)
             raise typer.Exit(2)
         user = (opcua_user, password)
-    floor = ShopFloor(
-        sc,
-        out,
-        mqtt_host=mqtt_host,
-        mqtt_port=mqtt_port,
-        mqtt_username=mqtt_username,
-        mqtt_password=os.environ.get(MQTT_PASSWORD_ENV) if mqtt_username else None,
-        opcua_port=opcua_port,
-        opcua_security=security_of(opcua_security),
-        opcua_user=user,
-        acceleration=acceleration,
-    )
     try:
+        floor = ShopFloor(
+            sc,
+            out,
+            mqtt_host=mqtt_host,
+            mqtt_port=mqtt_port,
+            mqtt_username=mqtt_username,
+            mqtt_password=os.environ.get(MQTT_PASSWORD_ENV) if mqtt_username else None,
+            opcua_port=opcua_port,
+            opcua_security=security_of(opcua_security),
+            opcua_user=user,
+            acceleration=acceleration,
+        )
         asyncio.run(_run(floor))
     except (FloorError, MqttGatewayError, OSError) as err:
         typer.echo(f"takt sim: {err}", err=True)

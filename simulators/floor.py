@@ -75,6 +75,8 @@ class ShopFloor:
         self.ledger: dict[str, Any] = build_ledger(scenario, self.plans)
         bits = scenario.counter_bits
         self.states = {sid: DeviceState.initial(p.station, bits) for sid, p in self.plans.items()}
+        if mqtt_host is None and any(st.protocol == "mqtt" for _, st in scenario.stations()):
+            raise FloorError("the scenario has MQTT stations: give mqtt_host (--mqtt-host)")
         self._start_paused = start_paused
         self._mqtt_args = (mqtt_host, mqtt_port, mqtt_username, mqtt_password)
         self._opcua_args = (opcua_host, opcua_port, opcua_security, opcua_user)
@@ -142,8 +144,7 @@ class ShopFloor:
                 )
         if by_proto["mqtt"]:
             mhost, mport, muser, mpass = self._mqtt_args
-            if mhost is None:
-                raise FloorError("the scenario has MQTT stations: give mqtt_host/--mqtt-host")
+            assert mhost is not None
             prefixes = {p.station.id: f"plant/{p.line.id}/{p.station.id}" for p in by_proto["mqtt"]}
             self.mqtt = MqttGateway(
                 mhost,

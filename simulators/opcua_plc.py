@@ -183,14 +183,17 @@ class OpcUaPlc:
         """Write what changed: counters first, then badge, then state (docs/devices.md)."""
         if not self.up:
             return
+        if kind == HEARTBEAT:
+            beat = ua.Variant(state.heartbeat, ua.VariantType.UInt32)
+            await self._write(station, "Heartbeat", beat, ts_ms, force=True)
+            return
         names: tuple[str, ...]
         if kind == COUNTERS:
             names = ("GoodCount", *(f"Rejects.{c}" for c in state.codes), "RejectCount")
             names += ("LastRejectCode", "LastCycleTime")
-        elif kind == IDENTITY:
-            names = ("OperatorBadge", "MachineState")
         else:
-            names = ("Heartbeat",)
+            assert kind == IDENTITY, kind
+            names = ("OperatorBadge", "MachineState")
         variants = dict(self._variants(state))
         for name in names:
-            await self._write(station, name, variants[name], ts_ms, force=kind == HEARTBEAT)
+            await self._write(station, name, variants[name], ts_ms, force=False)

@@ -299,6 +299,22 @@ def _no_overlap(where: str, items: list[Downtime] | list[Interval] | list[Assign
             raise ValueError(f"{where}: {a.start}-{a.end}s and {b.start}-{b.end}s overlap")
 
 
+def _where(raw: object, loc: tuple[int | str, ...]) -> str:
+    """``lines.0.stations.2.protocol`` plus the ids met on the way: ``lines.0[L1]...``."""
+    parts: list[str] = []
+    node = raw
+    for key in loc:
+        part = str(key)
+        try:
+            node = node[key]  # type: ignore[index]
+        except (KeyError, IndexError, TypeError):
+            node = None
+        if isinstance(key, int) and isinstance(node, dict) and isinstance(node.get("id"), str):
+            part += f"[{node['id']}]"
+        parts.append(part)
+    return ".".join(parts) or "(top level)"
+
+
 def load_scenario(path: Path) -> Scenario:
     """Read and validate a scenario; any problem is a ScenarioError naming file and field."""
     try:
@@ -312,8 +328,5 @@ def load_scenario(path: Path) -> Scenario:
     try:
         return Scenario.model_validate(raw)
     except ValidationError as err:
-        problems = []
-        for e in err.errors():
-            loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-            problems.append(f"  {loc}: {e['msg']}")
+        problems = [f"  {_where(raw, e['loc'])}: {e['msg']}" for e in err.errors()]
         raise ScenarioError(f"{path}: invalid scenario:\n" + "\n".join(problems)) from err

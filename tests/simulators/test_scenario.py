@@ -75,9 +75,12 @@ def _set(path: list[object], value: object):
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
-        (_set(["lines", 0, "stations", 0, "protocol"], "modbus"), "lines.0.stations.0.protocol"),
+        (
+            _set(["lines", 0, "stations", 0, "protocol"], "modbus"),
+            "lines.0[L1].stations.0[S1].protocol",
+        ),
         (_set(["lines", 0, "stations", 0, "standard_cycle_s"], 0), "standard_cycle_s"),
-        (_set(["lines", 0, "stations", 0, "colour"], "red"), "lines.0.stations.0.colour"),
+        (_set(["lines", 0, "stations", 0, "colour"], "red"), "lines.0[L1].stations.0[S1].colour"),
         (_set(["workers", 1, "assignments", 0, "station"], "S9"), "station 'S9' does not exist"),
         (_set(["workers", 1, "assignments", 0, "start"], "9m"), "logged in at the same time"),
         (_set(["workers", 0, "defect_codes"], {"E99": 1}), "not listed at S1"),
