@@ -1,0 +1,271 @@
+"""The whole Takt stack on one machine: broker, database, agent, collector, KPI service.
+
+Used by ``takt demo`` and by the end-to-end tests, so the path a newcomer runs is
+the path the tests prove. Every service runs with authentication, as in
+production: passwords are generated per run and passed to the children through
+their environment, never written into a config file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import yaml
+
+from takt_cli.localservices import Influxd, Mosquitto, free_port, influxd, mosquitto
+from takt_cli.processes import Child, ProcessGroup
+
+if TYPE_CHECKING:
+    from simulators.floor import StationEndpoint
+
+REPO = Path(__file__).resolve().parent.parent
+ACL_FILE = REPO / "deploy" / "mosquitto" / "acl"
+MQTT_USERS = ("takt-agent", "takt-collector", "takt-kpi", "takt-devices")
+INFLUX_DB = "takt"
+
+
+class StackError(RuntimeError):
+    """A component of the local stack did not come up."""
+
+
+def takt_command(*args: str) -> list[str]:
+    """Run the ``takt`` CLI with this interpreter (works without activating the venv)."""
+    return [sys.executable, "-m", "takt_cli.main", *args]
+
+
+@dataclass(frozen=True)
+class StackSecrets:
+    """Per-run secrets; nothing here is ever written to disk except hashed by the services."""
+
+    mqtt: Mapping[str, str]
+    influx_admin: str
+    kpi_secret: str
+
+    @classmethod
+    def generate(cls) -> StackSecrets:
+        return cls(
+            mqtt={user: secrets.token_urlsafe(16) for user in MQTT_USERS},
+            influx_admin=secrets.token_urlsafe(16),
+            kpi_secret=secrets.token_urlsafe(32),
+        )
+
+
+@dataclass
+class Ports:
+    agent_http: int = field(default_factory=free_port)
+    collector_http: int = field(default_factory=free_port)
+    kpi_http: int = field(default_factory=free_port)
+
+
+def wait_http(url: str, timeout_s: float, child: Child | None = None) -> None:
+    """Wait until ``url`` answers 2xx; fail early (with its log) if ``child`` died."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if child is not None and not child.alive:
+            raise StackError(f"{child.name} exited:\n{child.log_tail()}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1).is_success:
+                return
+        time.sleep(0.1)
+    tail = f":\n{child.log_tail()}" if child is not None else ""
+    raise StackError(f"{url} did not answer within {timeout_s:.0f}s{tail}")
+
+
+@dataclass
+class LocalStack:
+    """Starts the services in order and knows how each one is configured."""
+
+    workdir: Path
+    group: ProcessGroup
+    site: str = "plant1"
+    agent_id: str = "gw-demo"
+    secrets: StackSecrets = field(default_factory=StackSecrets.generate)
+    ports: Ports = field(default_factory=Ports)
+    broker: Mosquitto | None = None
+    database: Influxd | None = None
+
+    # -- infrastructure ---------------------------------------------------------
+    def start_services(self) -> tuple[Mosquitto, Influxd]:
+        broker = mosquitto(
+            self.workdir / "mosquitto",
+            users=dict(self.secrets.mqtt),
+            extra_config=f"acl_file {ACL_FILE}\n",
+        )
+        database = influxd(self.workdir / "influxd", admin=("admin", self.secrets.influx_admin))
+        self.group.add_service(broker)
+        self.group.add_service(database)
+        self.broker, self.database = broker, database
+        return broker, database
+
+    def _broker(self) -> Mosquitto:
+        if self.broker is None:
+            raise StackError("start_services() first")
+        return self.broker
+
+    def _database(self) -> Influxd:
+        if self.database is None:
+            raise StackError("start_services() first")
+        return self.database
+
+    # -- edge agent -------------------------------------------------------------
+    def agent_config(self, stations: Iterable[Mapping[str, Any]], roster: Path) -> Path:
+        path = self.workdir / "agent" / "gateway.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        config = {
+            "agent_id": self.agent_id,
+            "site": self.site,
+            "broker": {
+                "host": "127.0.0.1",
+                "port": self._broker().port,
+                "username": "takt-agent",
+                "reconnect_max_s": 2.0,
+            },
+            "outbox": {"path": str(path.parent / "outbox.db")},
+            "publish": {"historical_after_s": 5.0},
+            "http": {"port": self.ports.agent_http},
+            "roster": str(roster),
+            "work_interval_s": 60,
+            "stations": list(stations),
+        }
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return path
+
+    def start_agent(self, stations: Iterable[Mapping[str, Any]], roster: Path) -> Child:
+        config = self.agent_config(stations, roster)
+        env = {
+            "TAKT_AGENT_BROKER__PASSWORD": self.secrets.mqtt["takt-agent"],
+            DEVICE_PASSWORD_ENV: self.secrets.mqtt["takt-agent"],
+        }
+        child = self.group.spawn(
+            "agent", takt_command("agent", "run", "--config", str(config)), env
+        )
+        wait_http(f"http://127.0.0.1:{self.ports.agent_http}/healthz", 30, child)
+        return child
+
+    # -- collector --------------------------------------------------------------
+    def collector_config(self) -> Path:
+        path = self.workdir / "collector" / "collector.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        config = {
+            "mqtt": {
+                "host": "127.0.0.1",
+                "port": self._broker().port,
+                "username": "takt-collector",
+                "client_id": "takt-collector-demo",
+            },
+            "influx": {
+                "url": self._database().url,
+                "database": INFLUX_DB,
+                "username": "admin",
+            },
+            "http": {"port": self.ports.collector_http},
+            "dlq_path": str(path.parent / "dead-letters.sqlite"),
+        }
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return path
+
+    def start_collector(self) -> Child:
+        config = self.collector_config()
+        env = {
+            "TAKT_COLLECTOR_MQTT__PASSWORD": self.secrets.mqtt["takt-collector"],
+            "TAKT_COLLECTOR_INFLUX__PASSWORD": self.secrets.influx_admin,
+        }
+        child = self.group.spawn(
+            "collector", takt_command("collector", "run", "--config", str(config)), env
+        )
+        wait_http(f"http://127.0.0.1:{self.ports.collector_http}/healthz", 30, child)
+        return child
+
+    # -- KPI service ------------------------------------------------------------
+    def kpi_env(self, rules_file: Path | None = None, timezone: str = "UTC") -> dict[str, str]:
+        state = self.workdir / "kpi"
+        env = {
+            "TAKT_KPI_ENVIRONMENT": "production",
+            "TAKT_KPI_SECRET_KEY": self.secrets.kpi_secret,
+            "TAKT_KPI_INFLUX_URL": self._database().url,
+            "TAKT_KPI_INFLUX_DB": INFLUX_DB,
+            "TAKT_KPI_INFLUX_USERNAME": "admin",
+            "TAKT_KPI_INFLUX_PASSWORD": self.secrets.influx_admin,
+            "TAKT_KPI_STATE_DIR": str(state),
+            "TAKT_KPI_TIMEZONE": timezone,
+        }
+        if rules_file is not None:
+            env.update(
+                {
+                    "TAKT_ALERTS_ENABLED": "true",
+                    "TAKT_ALERTS_RULES_FILE": str(rules_file),
+                    "TAKT_ALERTS_STATE_DB": str(state / "alerts.sqlite"),
+                    "TAKT_ALERTS_MQTT_HOST": "127.0.0.1",
+                    "TAKT_ALERTS_MQTT_PORT": str(self._broker().port),
+                    "TAKT_ALERTS_MQTT_USERNAME": "takt-kpi",
+                    "TAKT_ALERTS_MQTT_PASSWORD": self.secrets.mqtt["takt-kpi"],
+                    "TAKT_ALERTS_MQTT_CLIENT_ID": "takt-alerts-demo",
+                }
+            )
+        return env
+
+    def create_api_key(self, env: Mapping[str, str], name: str, scopes: str) -> str:
+        result = subprocess.run(
+            takt_command("kpi", "apikey", "create", "--name", name, "--scopes", scopes),
+            env={**_inherited_env(), **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise StackError(f"could not create an API key: {result.stderr or result.stdout}")
+        return result.stdout.strip().splitlines()[-1]
+
+    def start_kpi(self, env: Mapping[str, str]) -> Child:
+        argv = takt_command("kpi", "run", "--port", str(self.ports.kpi_http))
+        child = self.group.spawn("kpi", argv, env)
+        wait_http(f"{self.kpi_url}/healthz", 60, child)
+        return child
+
+    @property
+    def kpi_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.kpi_http}"
+
+
+def _inherited_env() -> dict[str, str]:
+    return dict(os.environ)
+
+
+DEVICE_PASSWORD_ENV = "TAKT_AGENT_DEVICE_BROKER_PASSWORD"
+"""Password the agent uses for device topics on the broker (here: its own account)."""
+
+
+def agent_stations(
+    endpoints: Mapping[str, StationEndpoint], broker_port: int
+) -> list[dict[str, Any]]:
+    """Gateway-config stations for a simulated floor: one per device, by protocol."""
+    stations = []
+    for station_id, ep in sorted(endpoints.items()):
+        connection: dict[str, Any]
+        if ep.protocol == "opcua":
+            connection = {"type": "opcua", "endpoint": ep.url}
+        elif ep.protocol == "mqtt":
+            connection = {
+                "type": "mqtt",
+                "host": "127.0.0.1",
+                "port": broker_port,
+                "username": "takt-agent",
+                "password_env": DEVICE_PASSWORD_ENV,
+            }
+        else:
+            connection = {"type": "serial", "port": ep.serial_path}
+        stations.append(
+            {"id": station_id, "line": ep.line, "profile": ep.model, "connection": connection}
+        )
+    return stations
