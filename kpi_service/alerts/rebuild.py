@@ -79,9 +79,8 @@ async def fetch(
             f"WHERE time > now() - {int(minutes * 60)}s AND historical = false"
         )
         data = {"q": query, "db": db, "epoch": "ns"}
-        if auth is not None:
-            data |= {"u": auth[0], "p": auth[1]}
-        response = await http.post(f"{url}/query", data=data)
+        # Basic auth: InfluxDB 1.x reads u/p only from the URL, never from a form body.
+        response = await http.post(f"{url}/query", data=data, auth=auth)
         response.raise_for_status()
         result = response.json()["results"][0]
         if "error" in result:
