@@ -120,3 +120,37 @@ async def test_alert_raised_delivered_acknowledged_cleared(
         assert svc.store.find(status="open") == []
     bus.close()
     alerts_bus.close()
+
+
+async def test_rules_are_edited_and_reloaded_by_admins_only(
+    tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd, receiver: HttpReceiver
+) -> None:
+    app, keys = make_app(tmp_path, mosquitto.port, receiver.url, influxd.url, "alerts_rules")
+    assert keys is not None
+    admin = {"Authorization": f"Bearer {keys.admin}"}
+    sup = {"Authorization": f"Bearer {keys.sup_l1}"}
+    rules_file = tmp_path / "rules.yaml"
+    async with serve(app) as base, httpx.AsyncClient(base_url=base, timeout=10) as http:
+        url = "/api/v1/alerts/rules"
+        assert (await http.get(url, headers=sup)).status_code == 403
+        current = (await http.get(url, headers=admin)).json()
+        assert [r["id"] for r in current["rules"]] == ["defects"]
+
+        stalled = {"id": "stalled", "metric": "no_output", "scope": "station",
+                   "window": {"minutes": 5}, "warning": 3, "clear": 0.5}  # fmt: skip
+        current["rules"].append(stalled)
+        assert (await http.put(url, json=current, headers=sup)).status_code == 403
+        saved = await http.put(url, json=current, headers=admin)
+        assert saved.status_code == 200, saved.text
+        assert "stalled" in rules_file.read_text()
+        assert service(app).engine.rules.rule("stalled") is not None
+
+        current["rules"][1]["clear"] = 5  # clear above warning: no hysteresis
+        refused = await http.put(url, json=current, headers=admin)
+        assert refused.status_code == 422 and "clear must be below warning" in refused.text
+        assert "stalled" in rules_file.read_text(), "a refused edit leaves the file alone"
+
+        rules_file.write_text("rules: [")
+        broken = await http.post(f"{url}/reload", headers=admin)
+        assert broken.status_code == 422 and "rules.yaml" in broken.text
+        assert service(app).rules.rule("stalled") is not None, "the rules in force stay"
