@@ -35,7 +35,7 @@ def start(config: Path, log: Path) -> subprocess.Popen[bytes]:
 
 
 def read(log: Path) -> str:
-    return read(log)
+    return log.read_text()
 
 
 async def wait_healthy(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
