@@ -80,7 +80,8 @@ async def fetch(
         )
         data = {"q": query, "db": db, "epoch": "ns"}
         # Basic auth: InfluxDB 1.x reads u/p only from the URL, never from a form body.
-        response = await http.post(f"{url}/query", data=data, auth=auth)
+        basic = httpx.BasicAuth(*auth) if auth is not None else httpx.USE_CLIENT_DEFAULT
+        response = await http.post(f"{url}/query", data=data, auth=basic)
         response.raise_for_status()
         result = response.json()["results"][0]
         if "error" in result:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from kpi_service.testing import lines_of, setup_statements
+from kpi_service.alerts.rebuild import fetch
+from kpi_service.testing import AnyEvent, lines_of, setup_statements
 from takt_cli.localservices import Influxd, Mosquitto
 from tests.alerts.factory import Line
 from tests.alerts.harness import Bus, make_app, now_aligned, serve, service, until
@@ -75,3 +77,29 @@ async def test_restart_rebuilds_windows_and_keeps_the_alert(
         kinds = [t["kind"] for t in svc.store.transitions(first.id)]
         assert kinds == ["raised", "cleared"]
     bus.close()
+
+
+async def test_rebuild_reads_an_influxdb_with_authentication(
+    influxd_factory: Callable[..., Influxd],
+) -> None:
+    server = influxd_factory(admin=("takt", "pw-for-tests"))
+    db = "alerts_auth"
+    for statement in setup_statements(db):
+        server.query(statement)
+    line = Line(t0=now_aligned())
+    events: list[AnyEvent] = [
+        *line.units(0, 5, defect_every=5),
+        line.state(1, "down"),
+        line.work(0, 5),
+    ]
+    server.write(db, lines_of(events))
+    async with httpx.AsyncClient(timeout=10) as http:
+        with pytest.raises(httpx.HTTPStatusError):
+            await fetch(http, server.url, db, "raw", 60, None)
+        found = await fetch(http, server.url, db, "raw", 60, ("takt", "pw-for-tests"))
+    assert sorted(obs.kind for obs, _ in found) == ["state", "unit", "unit", "unit", "unit",
+                                                    "unit", "work"]  # fmt: skip
+    units = [obs for obs, _ in found if obs.kind == "unit"]
+    assert sum(o.defect for o in units) == 1 and sum(o.good for o in units) == 4
+    assert {identity for _, identity in found} == {e.identity for e in events}
+    assert units[0].ts == pytest.approx(events[0].ts.timestamp(), abs=0.001)
