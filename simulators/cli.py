@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 from pathlib import Path
@@ -77,6 +78,8 @@ def run(
     acceleration: Annotated[float | None, typer.Option(help="Override the scenario's.")] = None,
 ) -> None:
     """Start every device of the scenario, replay it, write ledger.json/.csv and roster.yaml."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("asyncua").setLevel(logging.ERROR)  # warns about policies we chose
     try:
         sc = load_scenario(scenario)
     except ScenarioError as err:

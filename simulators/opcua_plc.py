@@ -8,6 +8,7 @@ the device's own order (docs/devices.md).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
@@ -89,6 +90,9 @@ class OpcUaPlc:
         self._written: dict[ua.NodeId, object] = {}
         self.writes = 0
         self.up = False
+        # Held by every publish and by a restart, so a restart never interleaves with
+        # writes: the clock waits (and catches up after), registers are rewritten whole.
+        self._lock = asyncio.Lock()
 
     def node_id(self, station: str, name: str) -> ua.NodeId:
         return _nid(f"{station}.{name}", self.ns)
@@ -132,8 +136,9 @@ class OpcUaPlc:
 
     async def restart(self) -> None:
         """The PLC's OPC UA server goes away and comes back on the same port, counters kept."""
-        await self.stop()
-        await self.start()
+        async with self._lock:
+            await self.stop()
+            await self.start()
 
     @staticmethod
     def _variants(state: DeviceState) -> list[tuple[str, ua.Variant]]:
@@ -181,8 +186,11 @@ class OpcUaPlc:
 
     async def publish(self, station: str, state: DeviceState, ts_ms: int, kind: str) -> None:
         """Write what changed: counters first, then badge, then state (docs/devices.md)."""
-        if not self.up:
-            return
+        async with self._lock:
+            if self.up:
+                await self._publish(station, state, ts_ms, kind)
+
+    async def _publish(self, station: str, state: DeviceState, ts_ms: int, kind: str) -> None:
         if kind == HEARTBEAT:
             beat = ua.Variant(state.heartbeat, ua.VariantType.UInt32)
             await self._write(station, "Heartbeat", beat, ts_ms, force=True)
