@@ -131,7 +131,11 @@ class MqttConnection(_Credentials):
 
 class SerialConnection(_Strict):
     type: Literal["serial"]
-    port: str | None = None
+    port: str | None = Field(
+        default=None,
+        description="Device path (/dev/ttyUSB0) or a serial device server URL "
+        "(socket://host:port, rfc2217://host:port).",
+    )
     port_file: Path | None = Field(default=None, description="File holding the port path.")
 
     @model_validator(mode="after")

@@ -24,7 +24,7 @@ from edge_agent.sources.base import Binding, Sink
 log = logging.getLogger(__name__)
 
 
-def _read(port: serial.Serial) -> bytes:
+def _read(port: serial.SerialBase) -> bytes:
     data: bytes = port.read(1)
     if data and port.in_waiting:
         data += port.read(port.in_waiting)
@@ -48,9 +48,10 @@ class SerialSource:
         self.settings = self.binding.profile.serial
         self.connected = asyncio.Event()
 
-    def _open(self) -> serial.Serial:
+    def _open(self) -> serial.SerialBase:
+        """A local port (/dev/ttyUSB0) or a serial device server (socket://, rfc2217://)."""
         s = self.settings
-        return serial.Serial(
+        return serial.serial_for_url(
             self.conn.resolve(),
             baudrate=s.baudrate,
             bytesize=s.bytesize,
@@ -85,7 +86,7 @@ class SerialSource:
                     port.close()
             await asyncio.sleep(backoff.next_delay())
 
-    async def _pump(self, port: serial.Serial, sink: Sink) -> None:
+    async def _pump(self, port: serial.SerialBase, sink: Sink) -> None:
         decoder = FrameDecoder(self.settings.framing)
         while True:
             data = await asyncio.to_thread(_read, port)
