@@ -300,6 +300,7 @@ class ShopFloor:
         if self.mqtt is not None:
             out["mqtt_published"] = self.mqtt.published
             out["mqtt_duplicates"] = self.mqtt.duplicates
+            out["mqtt_disconnects"] = self.mqtt.disconnects
         for sid, box in self.serial.items():
             out[f"serial_{sid}"] = {
                 "frames": box.frames,

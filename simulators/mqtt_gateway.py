@@ -58,14 +58,17 @@ class MqttGateway:
         self.connect_timeout_s = 10.0
         self.flush_timeout_s = 60.0
         self.published = 0
+        self.disconnects = 0
         self._last_ts: dict[str, int] = {}
         self.duplicates = 0
         client_id = f"takt-sim-{uuid.uuid4().hex[:8]}"
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
         if username is not None:
             self._client.username_pw_set(username, password)
+        self._client.reconnect_delay_set(min_delay=1, max_delay=5)  # a broker restart is short
         self._client.on_connect = self._on_connect
         self._client.on_publish = self._on_publish
+        self._client.on_disconnect = self._on_disconnect
 
     def _on_connect(
         self, client: Any, userdata: Any, flags: Any, rc: ReasonCode, props: Any
@@ -74,6 +77,10 @@ class MqttGateway:
         if rc.is_failure:
             self._connect_error = str(rc)
         self._loop.call_soon_threadsafe(self._connected.set)
+
+    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        self.disconnects += 1  # paho's loop reconnects; QoS 1 messages are resent
+        log.warning("simulated MQTT gateway lost the broker (%s); reconnecting", rc)
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, rc: ReasonCode, props: Any) -> None:
         with self._lock:
