@@ -1,4 +1,4 @@
-"""Export the wire contract's JSON Schemas so non-Python producers can publish."""
+"""Export the JSON Schemas others write against: the wire contract, agent configs, profiles."""
 
 from __future__ import annotations
 
@@ -18,10 +18,15 @@ DEFAULT_DIR = Path("docs/schema")
 
 
 def schemas() -> dict[str, dict[str, object]]:
-    """File name → JSON Schema, for the batch envelope and a single event."""
+    """File name → JSON Schema: the wire contract, and the edge agent's config files."""
+    from edge_agent.config import GatewayConfig
+    from edge_agent.profile import json_schema as device_profile_schema
+
     return {
         "batch.schema.json": TypeAdapter(Batch).json_schema(),
         "event.schema.json": AnyEvent.model_json_schema(),
+        "device-profile.schema.json": device_profile_schema(),
+        "gateway-config.schema.json": GatewayConfig.model_json_schema(),
     }
 
 
