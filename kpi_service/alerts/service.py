@@ -125,7 +125,12 @@ class AlertService:
         assert self._link is not None
         while True:
             message = await self._link.messages.get()
-            self.handle_message(message)
+            try:
+                self.handle_message(message)
+            except Exception:  # e.g. the store is unwritable: keep the batch unacknowledged
+                BATCHES.labels("failed").inc()
+                log.exception("batch on %s not processed; left for redelivery", message.topic)
+                continue
             self._link.ack(message)
 
     def handle_message(self, message: Message) -> list[Transition]:

@@ -112,3 +112,11 @@ def test_clock_skew_guard_refuses_events_from_the_future() -> None:
     eng.feed([line.unit(0)], wall(0))
     eng.feed([line.unit(3600)], wall(1))  # a device clock an hour ahead
     assert eng.counters.future == 1 and eng.counters.accepted == 1
+
+
+def test_the_shipped_example_rules_are_valid() -> None:
+    import kpi_service.alerts
+
+    example = Path(kpi_service.alerts.__file__).with_name("rules.example.yaml")
+    rules = load_rules(example)
+    assert {r.metric for r in rules.rules} == {"defect_rate", "no_output", "down_time"}
