@@ -80,6 +80,10 @@ async def test_alert_raised_delivered_acknowledged_cleared(
         assert [a["id"] for a in listed] == [alert["id"]]
         assert (await http.get("/api/v1/alerts", headers=sup2)).json() == []
         assert (await http.get("/api/v1/alerts")).status_code == 401
+        board1 = (await http.get("/api/v1/alerts/live", headers=sup1)).json()
+        board2 = (await http.get("/api/v1/alerts/live", headers=sup2)).json()
+        assert [ln["line"] for ln in board1["lines"]] == ["L1"] and board1["alerts"]
+        assert board2 == {**board2, "lines": [], "alerts": []}, "another line's data is invisible"
         assert (
             await http.post(f"/api/v1/alerts/{alert['id']}/ack", headers=sup2)
         ).status_code == 404

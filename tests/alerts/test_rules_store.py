@@ -120,3 +120,24 @@ def test_the_shipped_example_rules_are_valid() -> None:
     example = Path(kpi_service.alerts.__file__).with_name("rules.example.yaml")
     rules = load_rules(example)
     assert {r.metric for r in rules.rules} == {"defect_rate", "no_output", "down_time"}
+
+
+def test_escalations_go_to_the_escalation_channels() -> None:
+    from kpi_service.alerts.dispatch import route
+
+    rules = parse_rules("""
+channels: {a: {type: mqtt}, b: {type: mqtt}}
+rules:
+  - {id: r1, metric: defect_rate, scope: worker, warning: 10, clear: 5, min_samples: 1,
+     channels: [a], escalation_channels: [b]}
+  - {id: r2, metric: defect_rate, scope: worker, warning: 10, clear: 5, channels: [a]}
+""")
+    eng, line = Engine(rules), Line()
+    raised = eng.feed(line.units(0, 5, defect_every=1), wall(5))
+    assert sorted(t.alert.rule_id for t in raised) == ["r1"]  # r2 waits for 20 units
+    escalated = raised[0].model_copy(update={"kind": "escalated"})
+    assert route(rules, raised[0]) == ("a",) and route(rules, escalated) == ("b",)
+    other = raised[0].model_copy(
+        update={"alert": raised[0].alert.model_copy(update={"rule_id": "r2"})}
+    )
+    assert route(rules, other.model_copy(update={"kind": "escalated"})) == ("a",)
