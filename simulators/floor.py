@@ -211,6 +211,8 @@ class ShopFloor:
         target = round(sim_seconds * 1000)
         if self.sim_ms >= target:
             return
+        if self.done:
+            raise FloorError("the clock stopped before that simulated time")
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((target, fut))
         await fut
@@ -231,6 +233,15 @@ class ShopFloor:
         return self._task is not None and self._task.done()
 
     async def _run(self) -> None:
+        try:
+            await self._replay()
+        finally:
+            for _, fut in self._waiters:
+                if not fut.done():
+                    fut.set_exception(FloorError("the clock stopped before that simulated time"))
+            self._waiters = []
+
+    async def _replay(self) -> None:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         step = round(self.scenario.tick * 1000)
@@ -265,8 +276,9 @@ class ShopFloor:
                     await device.publish(sid, state, ev.t_ms, kind)
                     i += 1
                 cursors[sid] = i
-                state.tick(tick)
-                await device.publish(sid, state, tick, HEARTBEAT)
+                if tick % 1000 == 0 or tick == end:  # heartbeat: every simulated second
+                    state.tick(tick)
+                    await device.publish(sid, state, tick, HEARTBEAT)
             self.sim_ms = tick
             self._wake(tick)
             if tick == end:

@@ -218,6 +218,14 @@ class Scenario(_Model):
     lines: list[Line] = Field(min_length=1)
     workers: list[Worker] = Field(default_factory=list)
 
+    @field_validator("tick")
+    @classmethod
+    def _tick_divides_a_second(cls, value: float) -> float:
+        ms = round(value * 1000)
+        if ms < 1 or 1000 % ms:
+            raise ValueError("tick must divide one second (e.g. 1s, 500ms, 100ms)")
+        return ms / 1000
+
     @field_validator("start")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:

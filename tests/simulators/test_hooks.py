@@ -79,3 +79,18 @@ async def test_unplug_serial_breaks_the_reader_and_the_path_comes_back(tmp_path:
         async with asyncio.timeout(30):
             await floor.wait_done()
     assert not await asyncio.to_thread(os.path.lexists, path)
+
+
+async def test_fine_ticks_keep_one_heartbeat_per_second_and_the_same_truth(tmp_path: Path) -> None:
+    sc = load_scenario(TINY)
+    fine = sc.model_copy(update={"tick": 0.25})
+    floor = ShopFloor(fine, tmp_path, start_paused=True)
+    async with floor:
+        floor.start_clock()
+        waiter = asyncio.create_task(floor.wait_until(10_000))  # beyond the end
+        async with asyncio.timeout(30):
+            await floor.wait_done()
+        with pytest.raises(FloorError, match="clock stopped"):
+            await waiter
+        assert floor.states["P1"].heartbeat == 121  # seconds 0..120
+    assert floor.ledger == ShopFloor(sc, tmp_path / "coarse").ledger
