@@ -4,8 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := mosquitto mosquitto-clients influxdb influxdb-client socat
-SERVICE_BINARIES := mosquitto mosquitto_passwd influxd socat
+APT_PACKAGES := mosquitto mosquitto-clients influxdb influxdb-client socat docker-compose
+SERVICE_BINARIES := mosquitto mosquitto_passwd influxd socat docker-compose
 DURATION ?=
 PYTEST_ARGS ?=
 
