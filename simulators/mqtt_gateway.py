@@ -59,6 +59,7 @@ class MqttGateway:
         self.flush_timeout_s = 60.0
         self.published = 0
         self.disconnects = 0
+        self._stopping = False
         self._last_ts: dict[str, int] = {}
         self.duplicates = 0
         client_id = f"takt-sim-{uuid.uuid4().hex[:8]}"
@@ -79,6 +80,8 @@ class MqttGateway:
         self._loop.call_soon_threadsafe(self._connected.set)
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
+        if self._stopping:
+            return
         self.disconnects += 1  # paho's loop reconnects; QoS 1 messages are resent
         log.warning("simulated MQTT gateway lost the broker (%s); reconnecting", rc)
 
@@ -155,5 +158,6 @@ class MqttGateway:
                 await asyncio.wait_for(self._room.wait(), remaining)
 
     async def stop(self) -> None:
+        self._stopping = True
         self._client.disconnect()
         self._client.loop_stop()
