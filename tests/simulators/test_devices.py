@@ -115,8 +115,8 @@ async def capture(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto
             async with asyncio.timeout(120):
                 await floor.wait_done()
                 await handler.finished.wait()
-                await asyncio.to_thread(got_end.wait, 30)
-                await asyncio.to_thread(cap.serial.done.wait, 30)
+                assert await asyncio.to_thread(got_end.wait, 30), "last MQTT message missing"
+                assert await asyncio.to_thread(cap.serial.done.wait, 30), "last frame missing"
         cap.serial.stop.set()
         sub.loop_stop()
         sub.disconnect()
