@@ -4,8 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-APT_PACKAGES := mosquitto mosquitto-clients influxdb influxdb-client socat docker-compose
-SERVICE_BINARIES := mosquitto mosquitto_passwd influxd socat docker-compose
+APT_PACKAGES := mosquitto mosquitto-clients influxdb influxdb-client socat docker-compose \
+	chromium chromium-driver fonts-wqy-microhei
+SERVICE_BINARIES := mosquitto mosquitto_passwd influxd socat docker-compose chromium chromedriver
 DURATION ?=
 PYTEST_ARGS ?=
 

@@ -151,7 +151,7 @@ def _standards(sc: Any) -> list[dict[str, Any]]:
 def _print_access(stack: LocalStack, hr_key: str, admin_key: str, workdir: Path) -> None:
     console.print(
         Panel.fit(
-            f"Supervisor board: [bold]{stack.kpi_url}/board/[/] (key: admin below)\n"
+            f"Supervisor board: [bold]{stack.kpi_url}/api/v1/board/[/] (key: admin below)\n"
             f"HR API:           [bold]{stack.kpi_url}/api/v1/kpis[/]\n"
             f"API docs:         {stack.kpi_url}/docs (development only)\n"
             f"HR key (hr:read): {hr_key}\n"
