@@ -80,7 +80,7 @@ async def _collector_run(settings: CollectorSettings, expected: int, prepublish:
     return expected / elapsed
 
 
-ROUNDS = 2
+ROUNDS = 3
 
 
 def main() -> dict[str, object]:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from collector.dedupe import SeqTracker
 from collector.dlq import DeadLetter
-from collector.lineproto import Formatter, UnrepresentableError
+from collector.lineproto import Formatter, UnrepresentableError, epoch_us
 from takt_wire import MAX_PAYLOAD_BYTES, ContractError, Event, decode_batch
 from takt_wire.signing import SIGNATURE_PROPERTY, verify
 from takt_wire.topics import parse_events_topic
@@ -117,8 +117,10 @@ class Pipeline:
         agent = boot = ""
         last_hour = -1
         out.events = len(batch.events)
+        limit_us = epoch_us(limit)
         for event in batch.events:
-            if event.ts > limit or (
+            ts_us = epoch_us(event.ts)  # one conversion serves the skew check and the key
+            if ts_us > limit_us or (
                 stations is not None
                 and f"{event.site}/{event.line}/{event.station}" not in stations
             ):
@@ -134,7 +136,7 @@ class Pipeline:
             if verdict.gap:
                 out.gaps.append(Gap(agent, boot, event.seq - verdict.gap - 1, verdict.gap))
             try:
-                ts = format_event(event, lines)
+                ts = format_event(event, lines, ts_us)
             except UnrepresentableError as err:
                 out.rejected.append(_event_letter(event, "unrepresentable", str(err), topic, props))
                 continue

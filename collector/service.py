@@ -74,6 +74,8 @@ class Collector:
         """Begin a clean shutdown: stop taking messages, flush the batch, ack, disconnect."""
         self._stopping = True
         self._stop.set()
+        if not self.ready.is_set():
+            self._hard_stop = True  # still waiting for InfluxDB at start-up: just leave
 
     def health(self) -> tuple[bool, dict[str, object]]:
         since = self.writer.failing_since
@@ -96,7 +98,11 @@ class Collector:
         self.http_port = await status.start()
         try:
             if self.settings.influx.create:
-                await self.writer.ensure_database()
+                try:
+                    await self.writer.ensure_database()
+                except WriterStopped:
+                    log.info("stopped while waiting for InfluxDB at start-up")
+                    return
             self._consumer = Consumer(self.settings.mqtt, self.metrics, loop, deliveries)
             self._consumer.start()
             self.ready.set()
@@ -105,12 +111,14 @@ class Collector:
                 rollups = None
                 if self.settings.rollup.enabled:
                     rollups = tasks.create_task(self.rollups.run(), name="rollups")
-                await self._consume(deliveries, batches)
-                await self._drain(writing)
+                leftover = await self._consume(deliveries, batches)
+                await self._drain(writing, batches, leftover)
                 if rollups is not None:
                     rollups.cancel()
-                    with contextlib.suppress(Exception):
+                    try:
                         await asyncio.wait_for(self.rollups.flush(), 10)
+                    except TimeoutError:
+                        log.warning("rollups not refreshed at shutdown; the next run redoes them")
         finally:
             if self._consumer is not None:
                 self._consumer.stop()
@@ -119,19 +127,39 @@ class Collector:
             self.dlq.close()
             log.info("collector stopped", extra={"written": self.written})
 
-    async def _drain(self, writing: asyncio.Task[None]) -> None:
-        """Give the writer the shutdown timeout to finish, then make it give up (no acks)."""
-        done, _ = await asyncio.wait({writing}, timeout=self.settings.shutdown_timeout_s)
+    async def _drain(
+        self,
+        writing: asyncio.Task[None],
+        batches: asyncio.Queue[_Batch | None],
+        leftover: _Batch,
+    ) -> None:
+        """Write the open batch within the shutdown timeout, then make the writer give up.
+
+        Whatever is not written by then stays unacknowledged: the broker redelivers
+        it to this or another collector of the group. Nothing is lost, only delayed.
+        """
+
+        async def finish() -> None:
+            if leftover.deliveries:
+                await batches.put(leftover)
+            await batches.put(None)
+            await writing
+
+        finishing = asyncio.create_task(finish(), name="finish")
+        done, _ = await asyncio.wait({finishing}, timeout=self.settings.shutdown_timeout_s)
+        if done:
+            return
+        log.error("shutdown timeout: unwritten batches stay unacknowledged for redelivery")
+        self._hard_stop = True
+        done, _ = await asyncio.wait({writing}, timeout=self.settings.influx.timeout_s + 5)
+        finishing.cancel()
         if not done:
-            log.error("shutdown timeout: unwritten batches stay unacknowledged for redelivery")
-            self._hard_stop = True
-            done, _ = await asyncio.wait({writing}, timeout=self.settings.influx.timeout_s + 5)
-            if not done:
-                writing.cancel()
+            writing.cancel()
 
     async def _consume(
         self, deliveries: asyncio.Queue[Delivery], batches: asyncio.Queue[_Batch | None]
-    ) -> None:
+    ) -> _Batch:
+        """Fill batches until stopped; return the open one (the writer may be stuck)."""
         settings = self.settings.influx
         batch = _Batch()
         stop_wait = asyncio.create_task(self._stop.wait())
@@ -150,8 +178,11 @@ class Collector:
                         await get
                     if get.done() and not get.cancelled():
                         deliveries.put_nowait(get.result())  # raced: keep it for later
-                    if batch.deliveries and not self._stopping:
-                        await batches.put(batch)
+                    if (
+                        batch.deliveries
+                        and not self._stopping
+                        and await self._hand_over(batches, batch)
+                    ):
                         batch = _Batch()
                     continue
                 delivery = get.result()
@@ -161,14 +192,24 @@ class Collector:
                 # Drain what is already queued without yielding per message.
                 while len(batch.lines) < settings.batch_size and not deliveries.empty():
                     self._take(deliveries.get_nowait(), batch)
-                if len(batch.lines) >= settings.batch_size:
-                    await batches.put(batch)
+                if len(batch.lines) >= settings.batch_size and await self._hand_over(
+                    batches, batch
+                ):
                     batch = _Batch()
         finally:
             stop_wait.cancel()
-            if batch.deliveries:
-                await batches.put(batch)
-            await batches.put(None)
+        return batch
+
+    async def _hand_over(self, batches: asyncio.Queue[_Batch | None], batch: _Batch) -> bool:
+        """Queue a batch for the writer, unless a shutdown comes first (the writer may be stuck)."""
+        put = asyncio.create_task(batches.put(batch))
+        stop = asyncio.create_task(self._stop.wait())
+        done, _ = await asyncio.wait({put, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if put in done:
+            return True
+        put.cancel()
+        return False
 
     def _take(self, delivery: Delivery, batch: _Batch) -> None:
         self.metrics.messages.inc()

@@ -130,3 +130,33 @@ async def test_influxdb_down_for_30_seconds_then_back(
         assert collector.health()[0]
     assert influx_totals(server, db) == expected
     assert DeadLetterStore(settings.dlq_path).list() == []
+
+
+async def test_shutdown_while_influxdb_is_down_loses_nothing(
+    mosquitto: Mosquitto,
+    influxd_factory: Callable[..., Influxd],
+    make_settings: SettingsFactory,
+) -> None:
+    server = influxd_factory()
+    scenario = Scenario(agents=1, events_per_agent=2_000, batch_size=100)
+    settings = make_settings(
+        mosquitto.port, server.url, shutdown_timeout_s=1.0, influx={"batch_size": 300}
+    )
+    async with running(settings) as collector:
+        server.stop()
+        await asyncio.to_thread(publish, "127.0.0.1", mosquitto.port, scenario.all_batches())
+        await eventually(lambda: collector._unacked > 0, what="messages held")
+        started = asyncio.get_running_loop().time()
+    assert asyncio.get_running_loop().time() - started < 15, "shutdown did not hang"
+    assert collector.written == 0
+    server.start()
+    async with running(settings) as again:
+        await eventually(
+            lambda: (
+                again._unacked == 0
+                and influx_totals(server, settings.influx.database) == scenario.totals()
+            ),
+            within=60,
+            every=0.5,
+            what="everything written by the next run",
+        )
