@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
@@ -29,6 +30,13 @@ from simulators.serial_box import SerialBox
 
 log = logging.getLogger(__name__)
 HEARTBEAT = "heartbeat"
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 class FloorError(RuntimeError):
@@ -121,9 +129,7 @@ class ShopFloor:
         host, port, security, user = self._opcua_args
         if by_proto["opcua"]:
             if port == 0:
-                from takt_cli.localservices import free_port
-
-                port = free_port()
+                port = _free_port(host)
             if security != "none":
                 self.pki = make_run_pki(self.workdir / "pki")
             self.plc = OpcUaPlc(
