@@ -174,6 +174,7 @@ class Formatter:
                 event.worker,
                 event.outcome,
                 event.defect_code or "none",
+                event.agent,
             )
             prefix = self._prefixes.get(key) or self._prefix(key)
             if event.serial is None and event.cycle_s is None:
@@ -191,7 +192,15 @@ class Formatter:
         elif kind == "session":
             assert isinstance(event, SessionEvent)
             prefix = self._prefix(
-                ("sessions", event.site, event.line, event.station, event.worker, event.action)
+                (
+                    "sessions",
+                    event.site,
+                    event.line,
+                    event.station,
+                    event.worker,
+                    event.action,
+                    event.agent,
+                )
             )
             out.append(f"{prefix} {common} {ts}")
         elif kind == "state":
@@ -204,6 +213,7 @@ class Formatter:
                     event.station,
                     event.state,
                     event.reason or "none",
+                    event.agent,
                 )
             )
             out.append(f"{prefix} worker={_fstr(event.worker)},{common} {ts}")
@@ -215,7 +225,9 @@ class Formatter:
         self, event: WorkEvent, common: str, agent_boot: str, ts: int, out: list[str]
     ) -> None:
         start_ns = epoch_us(event.start) * 1000
-        prefix = self._prefix(("work", event.site, event.line, event.station, event.worker))
+        prefix = self._prefix(
+            ("work", event.site, event.line, event.station, event.worker, event.agent)
+        )
         out.append(
             f"{prefix} work_s={float_field(event.work_s)},"
             f"effective_s={float_field(event.effective_s)},"
@@ -224,7 +236,15 @@ class Formatter:
         )
         for reason, seconds in event.down_s.items():
             down_prefix = self._prefix(
-                ("downtime", event.site, event.line, event.station, event.worker, reason)
+                (
+                    "downtime",
+                    event.site,
+                    event.line,
+                    event.station,
+                    event.worker,
+                    reason,
+                    event.agent,
+                )
             )
             out.append(
                 f"{down_prefix} seconds={float_field(seconds)},{agent_boot},seq={event.seq}i {ts}"
@@ -234,12 +254,15 @@ class Formatter:
 _BOOL = ("false", "true")
 
 _TAG_NAMES: dict[str, tuple[str, ...]] = {
-    "units": ("site", "line", "station", "worker", "outcome", "defect_code"),
-    "work": ("site", "line", "station", "worker"),
-    "downtime": ("site", "line", "station", "worker", "reason"),
-    "sessions": ("site", "line", "station", "worker", "action"),
-    "states": ("site", "line", "station", "state", "reason"),
+    "units": ("site", "line", "station", "worker", "outcome", "defect_code", "edge"),
+    "work": ("site", "line", "station", "worker", "edge"),
+    "downtime": ("site", "line", "station", "worker", "reason", "edge"),
+    "sessions": ("site", "line", "station", "worker", "action", "edge"),
+    "states": ("site", "line", "station", "state", "reason", "edge"),
 }
+"""``edge`` is the agent id as a tag (the ``agent`` field's twin, which cannot share its
+name): without it, events of two agents with equal tags, millisecond and seq mod 10^6
+would share a point key and one would silently replace the other."""
 """Tag keys per measurement, in the order the prefix cache stores their values."""
 
 MEASUREMENTS = tuple(_TAG_NAMES)

@@ -137,3 +137,36 @@ async def test_bad_input_is_dead_lettered_and_the_collector_keeps_going(
     assert 'takt_collector_rejected_total{kind="message",reason="invalid"} 2.0' in metrics
     seqs = influxd.query('SELECT "seq" FROM "units"', db=settings.influx.database)
     assert [row[1] for row in rows(seqs)] == [2, 4]
+
+
+async def test_rollups_follow_late_and_redelivered_events(
+    mosquitto: Mosquitto, influxd: Influxd, make_settings: SettingsFactory
+) -> None:
+    settings = make_settings(mosquitto.port, influxd.url, rollup={"debounce_s": 60})
+    db = settings.influx.database
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+
+    def batch_of(agent: str, counts: list[int]) -> tuple[str, bytes]:
+        events = [
+            unit(seq, agent=agent, count=n, ts=hour + timedelta(minutes=seq))
+            for seq, n in enumerate(counts)
+        ]
+        payload = encode_batch(Batch(agent=agent, boot="b1", sent_at=hour, events=events))
+        return events_topic("s1", agent), payload
+
+    def rollup_sum() -> int:
+        found = rows(influxd.query('SELECT sum("count") FROM "rollup"."units_1h"', db=db))
+        return int(found[0][1]) if found else 0
+
+    async with running(settings) as collector:
+        await asyncio.to_thread(publish, "127.0.0.1", mosquitto.port, [batch_of("a1", [1, 2, 3])])
+        await eventually(lambda: collector.written == 3 and collector._unacked == 0)
+        await collector.rollups.flush()
+        assert rollup_sum() == 6
+        late = batch_of("a2", [10, 20])
+        await asyncio.to_thread(publish, "127.0.0.1", mosquitto.port, [late, late])
+        await eventually(lambda: collector.metrics.messages._value.get() == 3)
+        await eventually(lambda: collector._unacked == 0)
+        await collector.rollups.flush()
+        assert rollup_sum() == 36
+        assert collector.metrics.duplicates._value.get() == 2

@@ -98,21 +98,25 @@ def test_unit_work_session_state_points() -> None:
     f.lines(StateEvent(**BASE, ts=TS, seq=6, state="down", reason="fault", historical=True), lines)
     ns = point_time_ns(TS, 0)
     assert lines[0].startswith(
-        "units,site=s1,line=L1,station=st1,worker=w1,outcome=defect,defect_code=scratch count=1i,"
+        "units,site=s1,line=L1,station=st1,worker=w1,outcome=defect,defect_code=scratch,edge=a1 "
+        "count=1i,"
     )
     assert 'serial="S \\"1\\""' in lines[0] and "cycle_s=2.0" in lines[0]
     assert lines[1] == (
-        "work,site=s1,line=L1,station=st1,worker=w1 work_s=60.0,effective_s=50.0,down_s=10.0,"
+        "work,site=s1,line=L1,station=st1,worker=w1,edge=a1 "
+        "work_s=60.0,effective_s=50.0,down_s=10.0,"
         f"start_ns={ns + 456_000 - 60 * 10**9}i,"
         f'seq=4i,historical=false,agent="a1",boot="b1",device="plc1" {ns + 4}'
     )
     assert lines[2] == (
-        "downtime,site=s1,line=L1,station=st1,worker=w1,reason=fault seconds=10.0,"
+        "downtime,site=s1,line=L1,station=st1,worker=w1,reason=fault,edge=a1 seconds=10.0,"
         f'agent="a1",boot="b1",seq=4i {ns + 4}'
     )
-    assert lines[3].startswith("sessions,site=s1,line=L1,station=st1,worker=w1,action=login ")
+    assert lines[3].startswith(
+        "sessions,site=s1,line=L1,station=st1,worker=w1,action=login,edge=a1 "
+    )
     assert lines[4].startswith(
-        'states,site=s1,line=L1,station=st1,state=down,reason=fault worker="w1",'
+        'states,site=s1,line=L1,station=st1,state=down,reason=fault,edge=a1 worker="w1",'
     )
     assert "historical=true" in lines[4]
 

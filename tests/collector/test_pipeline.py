@@ -24,7 +24,8 @@ def test_good_batch_becomes_one_point_per_unit_event() -> None:
     assert out.rejected == [] and out.duplicates == 0 and out.events == 2
     assert len(out.lines) == 2
     assert out.lines[1].startswith(
-        "units,site=s1,line=L1,station=st1,worker=w1,outcome=good,defect_code=none count=3i,"
+        "units,site=s1,line=L1,station=st1,worker=w1,outcome=good,defect_code=none,edge=a1 "
+        "count=3i,"
     )
     assert out.lag_s == 0.0
     assert len(out.hours) == 1
