@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -78,6 +79,17 @@ class WorkerResolver:
             digest = hmac.new(self.key, worker.encode(), hashlib.sha256).hexdigest()
             return "p-" + digest[:20]
         return worker[:64]
+
+
+MAX_CLOSES_PER_CALL = 24 * 60
+"""A device silent for longer than a day gets one long interval after a day of minutes."""
+
+
+def _next_boundary(after: datetime, period_s: float) -> datetime:
+    """The first multiple of ``period_s`` (since the epoch) strictly after ``after``."""
+    epoch = after.timestamp()
+    step = math.floor(epoch / period_s) + 1
+    return datetime.fromtimestamp(step * period_s, tz=after.tzinfo or UTC)
 
 
 def _iso(ts: datetime) -> str:
@@ -178,13 +190,24 @@ class StationTracker:
         if st.clock is None or now < st.clock:
             return []
         st.clock = now
-        if (
-            st.worker is not None
-            and st.interval_start is not None
-            and (now - st.interval_start).total_seconds() >= self.work_interval_s
-        ):
-            return self._close(now)
-        return []
+        return self._close_at_boundaries(now)
+
+    def _close_at_boundaries(self, now: datetime) -> list[dict[str, Any]]:
+        """Close intervals at every multiple of the period (device clock) up to ``now``.
+
+        Aligned closes keep each interval inside one minute, so hours, shifts and
+        days (which start on whole minutes) get exactly their own work seconds.
+        """
+        st = self.state
+        events: list[dict[str, Any]] = []
+        for _ in range(MAX_CLOSES_PER_CALL):
+            if st.worker is None or st.interval_start is None:
+                break
+            boundary = _next_boundary(st.interval_start, self.work_interval_s)
+            if boundary > now:
+                break
+            events += self._close(boundary)
+        return events
 
     def apply(self, reading: Reading, gateway_now: datetime) -> tuple[list[dict[str, Any]], Notes]:
         notes = Notes(problems=list(reading.problems))
@@ -244,6 +267,7 @@ class StationTracker:
         badge_changed = new_badge != st.badge
         state_changed = new_machine != st.machine
         if badge_changed or state_changed:
+            events += self._close_at_boundaries(at)
             events += self._close(at)
         if badge_changed:
             if st.worker is not None:

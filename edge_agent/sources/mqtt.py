@@ -8,11 +8,11 @@ outbox: if the agent dies in between, the broker redelivers them.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import hashlib
 import json
 import logging
 import re
+import threading
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -26,6 +26,8 @@ from edge_agent.sources.base import Binding, Sink
 log = logging.getLogger(__name__)
 
 MAX_DEVICE_PAYLOAD = 64 * 1024
+MAX_PENDING = 1000
+"""Device messages handed to the event loop but not yet queued for the outbox."""
 
 
 def topic_regex(template: str, line: str, station: str) -> re.Pattern[str]:
@@ -54,6 +56,7 @@ class MqttSource:
         digest = hashlib.sha256(self.name.encode()).hexdigest()[:8]
         self.client_id = conn.client_id or f"takt-agent-{config.agent_id}-{digest}"
         self._stopping = False
+        self._pending = threading.BoundedSemaphore(MAX_PENDING)
         self.connected = asyncio.Event()
 
     def route(self, topic: str) -> str | None:
@@ -101,15 +104,14 @@ class MqttSource:
                 c.ack(msg.mid, msg.qos)
 
             raw = self._decode(msg)
-            future = asyncio.run_coroutine_threadsafe(self._deliver(sink, raw, ack), loop)
-            while (
-                not self._stopping
-            ):  # backpressure: hold the network thread while the queue is full
-                try:
-                    future.result(timeout=0.5)
+            # Backpressure without a round trip per message: the network thread only
+            # waits when MAX_PENDING messages are on their way to the outbox, so one
+            # commit (one fsync) covers many messages.
+            while not self._pending.acquire(timeout=0.5):
+                if self._stopping:
                     return
-                except concurrent.futures.TimeoutError:
-                    continue
+            future = asyncio.run_coroutine_threadsafe(self._deliver(sink, raw, ack), loop)
+            future.add_done_callback(lambda _f: self._pending.release())
 
         client.on_connect = on_connect
         client.on_disconnect = on_disconnect

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -207,8 +208,13 @@ def test_down_time_is_excused_and_idle_is_not() -> None:
     sums = totals(events)
     assert sums[("w1", "work_s")] == 150
     assert sums[("w1", "effective_s")] == 120
-    work = [e for e in events if e["kind"] == "work"]
-    assert work[1]["down_s"] == {"fault": 30.0}
+    down: dict[str, float] = {}
+    for e in events:
+        if e["kind"] == "work":
+            reasons = cast(dict[str, float], e["down_s"])
+            for reason, seconds in reasons.items():
+                down[reason] = down.get(reason, 0.0) + seconds
+    assert down == {"fault": 30.0}
 
 
 def test_periodic_intervals_on_device_clock() -> None:
@@ -227,6 +233,23 @@ def test_rollover_reset_and_new_codes() -> None:
     assert totals(ev) == {("w1", "good"): 10, ("w1", "defect:E12"): 1}
     ev = feed(t, 2, cnt=2, rej={"E07": 0, "E12": 1})  # PLC restart: counts from 0
     assert totals(ev) == {("w1", "good"): 2}
+
+
+def test_work_intervals_close_on_whole_minutes_of_the_device_clock() -> None:
+    """A shift or hour that starts on a whole minute gets exactly its own work seconds."""
+    t = tracker()
+    events = feed(t, 0, cnt=0, op="B1", st=1)
+    events += feed(t, 45, cnt=1)
+    events += feed(t, 200, cnt=2)  # silent device: the gap closes minute by minute
+    events += feed(t, 250, cnt=3, op="")
+    work = [e for e in events if e["kind"] == "work"]
+    bounds = [(e["start"], e["ts"]) for e in work]
+    assert len(work) == 5  # 0-60, 60-120, 120-180, 180-240, 240-250 (T0 is on a minute)
+    for start_iso, end_iso in bounds:
+        start = datetime.fromisoformat(str(start_iso)).timestamp()
+        end = datetime.fromisoformat(str(end_iso)).timestamp()
+        assert start // 60 == (end - 0.001) // 60, bounds  # never crosses a minute
+    assert sum(cast(float, e["work_s"]) for e in work) == 250
 
 
 def test_stale_and_duplicate_readings_change_nothing() -> None:
