@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import signal
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -76,6 +77,13 @@ def run(
         str | None, typer.Option(help=f"Require this OPC UA user; password from ${PASSWORD_ENV}.")
     ] = None,
     acceleration: Annotated[float | None, typer.Option(help="Override the scenario's.")] = None,
+    opcua_host: Annotated[
+        str, typer.Option(help="Address the OPC UA server binds (0.0.0.0 in a container).")
+    ] = "127.0.0.1",
+    start: Annotated[
+        str | None,
+        typer.Option(help="Override the scenario's start: an ISO time with zone, or 'now'."),
+    ] = None,
 ) -> None:
     """Start every device of the scenario, replay it, write ledger.json/.csv and roster.yaml."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -85,6 +93,12 @@ def run(
     except ScenarioError as err:
         typer.echo(str(err), err=True)
         raise typer.Exit(1) from None
+    if start is not None:
+        try:
+            sc = sc.model_copy(update={"start": parse_start(start)})
+        except ValueError as err:
+            typer.echo(f"--start: {err}", err=True)
+            raise typer.Exit(2) from None
     if opcua_security not in ("none", "Basic256Sha256", "Aes128_Sha256_RsaOaep"):
         typer.echo(f"--opcua-security: unknown policy {opcua_security!r}", err=True)
         raise typer.Exit(2)
@@ -103,6 +117,7 @@ def run(
             mqtt_port=mqtt_port,
             mqtt_username=mqtt_username,
             mqtt_password=os.environ.get(MQTT_PASSWORD_ENV) if mqtt_username else None,
+            opcua_host=opcua_host,
             opcua_port=opcua_port,
             opcua_security=security_of(opcua_security),
             opcua_user=user,
@@ -114,6 +129,16 @@ def run(
         raise typer.Exit(1) from None
     typer.echo(json.dumps(floor.stats()))
     typer.echo(f"ledger: {out / 'ledger.json'}")
+
+
+def parse_start(value: str) -> datetime:
+    """'now' (to the whole second, UTC) or an ISO 8601 time that carries a zone."""
+    if value == "now":
+        return datetime.now(UTC).replace(microsecond=0)
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError(f"{value!r} needs a time zone, e.g. 2026-03-14T06:00:00Z")
+    return parsed.astimezone(UTC)  # the same normal form as a scenario file's start
 
 
 def security_of(name: str) -> Security:

@@ -55,6 +55,23 @@ def test_run_refuses_what_it_cannot_do(tmp_path: Path) -> None:
     assert res.exit_code == 2
 
 
+def test_run_from_another_start(tmp_path: Path) -> None:
+    """Compose runs the demo line from 'now', so dashboards show today's shift."""
+    res = runner.invoke(
+        app,
+        ["run", str(SCENARIOS / "test_tiny.yaml"), "--out", str(tmp_path), "--opcua-port", "0",
+         "--start", "2026-11-23T06:00:00+01:00"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "ledger.json").read_text())["start"].startswith(
+        "2026-11-23T05:00:00"
+    )
+    res = runner.invoke(
+        app, ["run", str(SCENARIOS / "test_tiny.yaml"), "--start", "2026-11-23T06:00:00"]
+    )
+    assert res.exit_code == 2 and "time zone" in res.output
+
+
 def test_make_load(tmp_path: Path) -> None:
     out = tmp_path / "load.yaml"
     res = runner.invoke(app, ["make-load", str(out), "--stations", "30", "--hours", "0.5"])
