@@ -122,6 +122,17 @@ class Formatter:
     def __init__(self) -> None:
         self._prefixes: dict[tuple[str, ...], str] = {}
         self._sources: dict[tuple[str, str, str], tuple[str, str]] = {}
+        self._unit_heads: dict[tuple[str, ...], str] = {}
+
+    def _unit_head(self, key: tuple[str, ...]) -> str:
+        """'units,<tags> agent=..,boot=..,device=..,count=' for one tag set and source."""
+        if len(self._unit_heads) >= _CACHE_LIMIT:
+            self._unit_heads.clear()
+        *tags, agent, boot, device = key
+        prefix = self._prefix(("units", *tags, agent))
+        head = f"{prefix} {self._source(agent, boot, device)[1]},count="
+        self._unit_heads[key] = head
+        return head
 
     def _prefix(self, key: tuple[str, ...]) -> str:
         cached = self._prefixes.get(key)
@@ -159,15 +170,11 @@ class Formatter:
         if ts_us is None:
             ts_us = epoch_us(event.ts)
         ts = (ts_us // 1000) * SEQ_SLOTS + seq % SEQ_SLOTS
-        source = self._sources.get((event.agent, event.boot, event.device))
-        if source is None:
-            source = self._source(event.agent, event.boot, event.device)
-        common = f"seq={seq}i,historical={_BOOL[event.historical]},{source[1]}"
         kind = event.kind
         if kind == "unit":
+            # The hot path: one cached head holds tags and source fields together.
             assert isinstance(event, UnitEvent)
             key = (
-                "units",
                 event.site,
                 event.line,
                 event.station,
@@ -175,18 +182,26 @@ class Formatter:
                 event.outcome,
                 event.defect_code or "none",
                 event.agent,
+                event.boot,
+                event.device,
             )
-            prefix = self._prefixes.get(key) or self._prefix(key)
-            if event.serial is None and event.cycle_s is None:
-                out.append(f"{prefix} count={event.count}i,{common} {ts}")
-            else:
-                extra = ""
-                if event.serial is not None:
-                    extra += f",serial={_fstr(event.serial)}"
-                if event.cycle_s is not None:
-                    extra += f",cycle_s={float_field(event.cycle_s)}"
-                out.append(f"{prefix} count={event.count}i,{common}{extra} {ts}")
-        elif kind == "work":
+            head = self._unit_heads.get(key)
+            if head is None:
+                head = self._unit_head(key)
+            extra = ""
+            if event.serial is not None:
+                extra += f",serial={_fstr(event.serial)}"
+            if event.cycle_s is not None:
+                extra += f",cycle_s={float_field(event.cycle_s)}"
+            out.append(
+                f"{head}{event.count}i,seq={seq}i,historical={_BOOL[event.historical]}{extra} {ts}"
+            )
+            return ts
+        source = self._sources.get((event.agent, event.boot, event.device))
+        if source is None:
+            source = self._source(event.agent, event.boot, event.device)
+        common = f"seq={seq}i,historical={_BOOL[event.historical]},{source[1]}"
+        if kind == "work":
             assert isinstance(event, WorkEvent)
             self._work_lines(event, common, source[0], ts, out)
         elif kind == "session":

@@ -129,12 +129,19 @@ class Pipeline:
             if stream is None or event.agent != agent or event.boot != boot:
                 agent, boot = event.agent, event.boot
                 stream = tracker.stream(agent, boot, event.seq)
-            verdict = tracker.check(stream, event.seq)
-            if verdict.duplicate:
-                out.duplicates += 1
-                continue
-            if verdict.gap:
-                out.gaps.append(Gap(agent, boot, event.seq - verdict.gap - 1, verdict.gap))
+            seq = event.seq
+            if seq == stream.low + 1 and not stream.above:
+                # In-order fast path of SeqTracker.check, inlined (the common case).
+                stream.low = seq
+                if seq > stream.top:
+                    stream.top = seq
+            else:
+                verdict = tracker.check(stream, seq)
+                if verdict.duplicate:
+                    out.duplicates += 1
+                    continue
+                if verdict.gap:
+                    out.gaps.append(Gap(agent, boot, seq - verdict.gap - 1, verdict.gap))
             try:
                 ts = format_event(event, lines, ts_us)
             except UnrepresentableError as err:

@@ -99,7 +99,7 @@ def test_unit_work_session_state_points() -> None:
     ns = point_time_ns(TS, 0)
     assert lines[0].startswith(
         "units,site=s1,line=L1,station=st1,worker=w1,outcome=defect,defect_code=scratch,edge=a1 "
-        "count=1i,"
+        'agent="a1",boot="b1",device="plc1",count=1i,seq=3i,historical=false,'
     )
     assert 'serial="S \\"1\\""' in lines[0] and "cycle_s=2.0" in lines[0]
     assert lines[1] == (

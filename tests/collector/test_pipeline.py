@@ -25,7 +25,7 @@ def test_good_batch_becomes_one_point_per_unit_event() -> None:
     assert len(out.lines) == 2
     assert out.lines[1].startswith(
         "units,site=s1,line=L1,station=st1,worker=w1,outcome=good,defect_code=none,edge=a1 "
-        "count=3i,"
+        'agent="a1",boot="b1",device="plc1",count=3i,seq=1i,historical=false '
     )
     assert out.lag_s == 0.0
     assert len(out.hours) == 1
