@@ -8,7 +8,6 @@ so there is no anonymous write path in production.
 
 from __future__ import annotations
 
-import os
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
@@ -188,8 +187,3 @@ def load_settings(path: Path | None, **overrides: Any) -> CollectorSettings:
         raise ConfigError(f"{where}: {problems}") from None
     finally:
         _file_data.reset(token)
-
-
-def env_snapshot() -> dict[str, str]:
-    """The collector's environment variables (for child processes in tests and the CLI)."""
-    return {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
