@@ -203,7 +203,11 @@ class Formatter:
         common = f"seq={seq}i,historical={_BOOL[event.historical]},{source[1]}"
         if kind == "work":
             assert isinstance(event, WorkEvent)
-            self._work_lines(event, common, source[0], ts, out)
+            # Work time is stamped at the interval's start: an interval that ends on
+            # 14:00:00 belongs to the shift (hour, day) that ends there, not the next.
+            start_us = epoch_us(event.start)
+            ts = (start_us // 1000) * SEQ_SLOTS + seq % SEQ_SLOTS
+            self._work_lines(event, common, source[0], ts, start_us * 1000, out)
         elif kind == "session":
             assert isinstance(event, SessionEvent)
             prefix = self._prefix(
@@ -237,9 +241,14 @@ class Formatter:
         return ts
 
     def _work_lines(
-        self, event: WorkEvent, common: str, agent_boot: str, ts: int, out: list[str]
+        self,
+        event: WorkEvent,
+        common: str,
+        agent_boot: str,
+        ts: int,
+        start_ns: int,
+        out: list[str],
     ) -> None:
-        start_ns = epoch_us(event.start) * 1000
         prefix = self._prefix(
             ("work", event.site, event.line, event.station, event.worker, event.agent)
         )

@@ -97,6 +97,7 @@ def test_unit_work_session_state_points() -> None:
     f.lines(SessionEvent(**BASE, ts=TS, seq=5, action="login"), lines)
     f.lines(StateEvent(**BASE, ts=TS, seq=6, state="down", reason="fault", historical=True), lines)
     ns = point_time_ns(TS, 0)
+    work_ns = point_time_ns(TS - timedelta(seconds=60), 0)
     assert lines[0].startswith(
         "units,site=s1,line=L1,station=st1,worker=w1,outcome=defect,defect_code=scratch,edge=a1 "
         'agent="a1",boot="b1",device="plc1",count=1i,seq=3i,historical=false,'
@@ -106,11 +107,11 @@ def test_unit_work_session_state_points() -> None:
         "work,site=s1,line=L1,station=st1,worker=w1,edge=a1 "
         "work_s=60.0,effective_s=50.0,down_s=10.0,"
         f"start_ns={ns + 456_000 - 60 * 10**9}i,"
-        f'seq=4i,historical=false,agent="a1",boot="b1",device="plc1" {ns + 4}'
-    )
+        f'seq=4i,historical=false,agent="a1",boot="b1",device="plc1" {work_ns + 4}'
+    )  # work and down time are stamped at the interval's start
     assert lines[2] == (
         "downtime,site=s1,line=L1,station=st1,worker=w1,reason=fault,edge=a1 seconds=10.0,"
-        f'agent="a1",boot="b1",seq=4i {ns + 4}'
+        f'agent="a1",boot="b1",seq=4i {work_ns + 4}'
     )
     assert lines[3].startswith(
         "sessions,site=s1,line=L1,station=st1,worker=w1,action=login,edge=a1 "

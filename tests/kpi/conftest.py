@@ -13,7 +13,13 @@ from fastapi.testclient import TestClient
 from kpi_service.core.apikeys import KeyStore
 from kpi_service.core.config import Settings
 from kpi_service.main import create_app
-from kpi_service.testing import AnyEvent, lines_of, rollup_statements, setup_statements
+from kpi_service.testing import (
+    AnyEvent,
+    lines_of,
+    point_time,
+    rollup_statements,
+    setup_statements,
+)
 from takt_cli.localservices import Influxd
 from takt_wire.events import UnitEvent, WorkEvent
 
@@ -70,10 +76,10 @@ def load_events(influxd: Influxd, events: list[AnyEvent], *, rollups: bool = Tru
         influxd.query(statement)
     influxd.write(db, lines_of(events))
     if rollups:
-        first = min(e.ts for e in events)
-        last = max(e.ts for e in events)
-        start = int(first.timestamp()) // 3600 * 3600 * 10**9
-        end = (int(last.timestamp()) // 3600 + 1) * 3600 * 10**9
+        times = [point_time(e) for e in events]
+        hour = 3600 * 10**9
+        start = min(times) // hour * hour
+        end = (max(times) // hour + 1) * hour
         for statement in rollup_statements(db, start, end):
             influxd.query(statement)
     return db

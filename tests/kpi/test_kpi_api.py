@@ -15,7 +15,7 @@ from kpi_service.main import create_app
 from takt_cli.localservices import Influxd
 
 from . import scenario
-from .conftest import Keys, auth, load_events, make_settings
+from .conftest import Keys, Maker, auth, load_events, make_settings
 
 DAY = {"start": "2026-03-10", "end": "2026-03-10"}
 
@@ -196,3 +196,24 @@ def test_pseudonymised_ids(tmp_path: Path, influxd: Influxd, db: str) -> None:
         assert [r["units_good"] for r in w1.json()["items"]] == [12]
         unknown = client.get("/api/v1/workers/W1/kpis", params=DAY, headers=auth(keys.hr))
         assert unknown.json()["items"] == []  # real ids are not accepted in place of pseudonyms
+
+
+@pytest.mark.parametrize("rollups", [True, False], ids=["rollup", "raw"])
+def test_work_ending_on_a_shift_boundary_belongs_to_that_shift(
+    tmp_path: Path, influxd: Influxd, rollups: bool
+) -> None:
+    """The agent closes intervals on whole minutes; one ending at 14:00 is the early shift's."""
+    make = Maker()
+    events = [
+        make.work("L9", "S9", "W9", "2026-05-04T11:59:00+00:00", "2026-05-04T12:00:00+00:00"),
+        make.work("L9", "S9", "W9", "2026-05-04T12:00:00+00:00", "2026-05-04T12:00:30+00:00"),
+    ]
+    db = load_events(influxd, list(events))
+    with _client(tmp_path, influxd, db, use_rollups=rollups) as client:
+        keys = Keys(client.app.state.settings)  # type: ignore[attr-defined]
+        items = client.get(
+            "/api/v1/kpis",
+            params={"start": "2026-05-04", "end": "2026-05-04", "group": "shift"},
+            headers=auth(keys.hr),
+        ).json()["items"]
+    assert {r["shift"]: r["work_s"] for r in items} == {"early": 60.0, "late": 30.0}
