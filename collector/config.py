@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from takt_wire.errors import describe_validation_error
+
 ENV_PREFIX = "TAKT_COLLECTOR_"
 SECRET_FIELDS = (
     ("mqtt", "password"),
@@ -180,10 +182,6 @@ def load_settings(path: Path | None, **overrides: Any) -> CollectorSettings:
     try:
         return CollectorSettings(**overrides)
     except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
-            for e in err.errors(include_url=False)
-        )
-        raise ConfigError(f"{where}: {problems}") from None
+        raise ConfigError(f"{where}: {describe_validation_error(err, limit=20)}") from None
     finally:
         _file_data.reset(token)

@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from edge_agent.outbox import OnFull
 from edge_agent.profile import DeviceProfile, ProfileError, load_profiles
 from takt_wire.batch import MAX_BATCH_EVENTS, MAX_PAYLOAD_BYTES
+from takt_wire.errors import describe_validation_error
 from takt_wire.events import Name
 
 ENV_PREFIX = "TAKT_AGENT_"
@@ -223,14 +224,6 @@ def _find_secrets(node: Any, path: str = "") -> list[str]:
     return found
 
 
-def _describe(err: ValidationError) -> str:
-    parts = []
-    for item in err.errors(include_url=False)[:5]:
-        loc = ".".join(str(p) for p in item["loc"]) or "(root)"
-        parts.append(f"field '{loc}': {item['msg']}")
-    return "; ".join(parts)
-
-
 def _rebase(path: Path | None, base: Path) -> Path | None:
     return None if path is None or path.is_absolute() else base / path
 
@@ -252,7 +245,7 @@ def load_config(path: Path) -> tuple[GatewayConfig, dict[str, DeviceProfile]]:
     try:
         config = GatewayConfig(**raw)
     except ValidationError as err:
-        raise ConfigError(f"{path}: {_describe(err)}") from None
+        raise ConfigError(f"{path}: {describe_validation_error(err)}") from None
     base = path.resolve().parent
     for holder, attr in ((config, "roster"), (config.outbox, "path"), (config.broker, "ca_file")):
         rebased = _rebase(getattr(holder, attr), base)

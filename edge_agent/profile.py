@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from takt_wire.errors import describe_validation_error
 from takt_wire.events import Name
 
 CANONICAL_STATE = r"^(running|idle|down:[A-Za-z0-9_.:\-]+)$"
@@ -181,14 +182,6 @@ class DeviceProfile(_Strict):
         return self
 
 
-def _describe(err: ValidationError) -> str:
-    parts = []
-    for item in err.errors(include_url=False)[:5]:
-        loc = ".".join(str(p) for p in item["loc"]) or "(root)"
-        parts.append(f"field '{loc}': {item['msg']}")
-    return "; ".join(parts)
-
-
 def load_profile(path: Path) -> DeviceProfile:
     """Read and validate one profile; a ProfileError names the file and the field."""
     try:
@@ -200,7 +193,7 @@ def load_profile(path: Path) -> DeviceProfile:
     try:
         return DeviceProfile.model_validate(raw)
     except ValidationError as err:
-        raise ProfileError(f"{path}: {_describe(err)}") from None
+        raise ProfileError(f"{path}: {describe_validation_error(err)}") from None
 
 
 def load_profiles(folder: Path) -> dict[str, DeviceProfile]:

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, TypeAdapter, ValidationError
 
-from takt_wire.errors import ContractError
+from takt_wire.errors import ContractError, describe_validation_error
 from takt_wire.events import SCHEMA_VERSION, Event, Name, UtcTime
 
 MAX_BATCH_EVENTS = 5_000
@@ -42,15 +42,6 @@ class AnyEvent(RootModel[Event]):
     """One event of any kind (for producers validating events one at a time)."""
 
 
-def _describe(err: ValidationError) -> str:
-    parts = []
-    for item in err.errors(include_url=False)[:5]:
-        loc = ".".join(str(p) for p in item["loc"]) or "(root)"
-        parts.append(f"{loc}: {item['msg']}")
-    more = err.error_count() - len(parts)
-    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
-
-
 def _check_version(version: object) -> None:
     if version != SCHEMA_VERSION:
         raise ContractError(
@@ -73,11 +64,11 @@ def decode_batch(payload: bytes | bytearray | str) -> Batch:
 def _classify(payload: bytes | bytearray | str, err: ValidationError) -> ContractError:
     """Tell malformed JSON, a version we do not speak and invalid content apart."""
     if any(e["type"] == "json_invalid" for e in err.errors(include_url=False)):
-        return ContractError("malformed_json", _describe(err))
+        return ContractError("malformed_json", describe_validation_error(err))
     try:
         raw: Any = json.loads(payload)
     except ValueError:
-        return ContractError("malformed_json", _describe(err))
+        return ContractError("malformed_json", describe_validation_error(err))
     if isinstance(raw, dict):
         try:
             _check_version(raw.get("v"))
@@ -87,8 +78,8 @@ def _classify(payload: bytes | bytearray | str, err: ValidationError) -> Contrac
         except ContractError as version_error:
             return version_error
     if any(e["type"] == "too_long" and e["loc"] == ("events",) for e in err.errors()):
-        return ContractError("oversized", _describe(err))
-    return ContractError("invalid", _describe(err))
+        return ContractError("oversized", describe_validation_error(err))
+    return ContractError("invalid", describe_validation_error(err))
 
 
 def decode_event(data: dict[str, Any]) -> Event:
@@ -98,7 +89,7 @@ def decode_event(data: dict[str, Any]) -> Event:
     except ValidationError as err:
         if data.get("v", SCHEMA_VERSION) != SCHEMA_VERSION:
             _check_version(data.get("v"))
-        raise ContractError("invalid", _describe(err)) from None
+        raise ContractError("invalid", describe_validation_error(err)) from None
 
 
 def encode_batch(batch: Batch) -> bytes:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import ValidationError
+
 Reason = Literal[
     "malformed_json",
     "schema_version",
@@ -24,3 +26,17 @@ class ContractError(ValueError):
         super().__init__(f"{reason}: {detail}")
         self.reason: Reason = reason
         self.detail = detail
+
+
+def describe_validation_error(err: ValidationError, limit: int = 5) -> str:
+    """'field.path: message; ...' for the first ``limit`` problems: what people read.
+
+    Every component reports bad config and bad payloads in this one form, so an
+    operator learns it once.
+    """
+    parts = []
+    for item in err.errors(include_url=False)[:limit]:
+        loc = ".".join(str(p) for p in item["loc"]) or "(root)"
+        parts.append(f"{loc}: {item['msg']}")
+    more = err.error_count() - len(parts)
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")

@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from takt_wire.errors import describe_validation_error
+
 Metric = Literal["defect_rate", "efficiency", "no_output", "down_time"]
 Scope = Literal["worker", "station", "line"]
 RuleId = Annotated[
@@ -170,13 +172,6 @@ class RuleSet(BaseModel):
         return next((r for r in self.rules if r.id == rule_id), None)
 
 
-def _describe(err: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
-        for e in err.errors(include_url=False)[:5]
-    )
-
-
 def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
     """Parse and validate rules YAML; :class:`RulesError` names ``source`` and the field."""
     try:
@@ -190,7 +185,7 @@ def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
     try:
         return RuleSet.model_validate(data)
     except ValidationError as err:
-        raise RulesError(f"{source}: {_describe(err)}") from None
+        raise RulesError(f"{source}: {describe_validation_error(err)}") from None
 
 
 def load_rules(path: Path) -> RuleSet:

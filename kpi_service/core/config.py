@@ -20,6 +20,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from takt_wire.errors import describe_validation_error
+
 DEFAULT_SECRET = "change-me"
 CONFIG_FILE_ENV = "TAKT_KPI_CONFIG_FILE"
 
@@ -207,7 +209,5 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as err:
         source = os.environ.get(CONFIG_FILE_ENV) or "environment (TAKT_KPI_*)"
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in err.errors()
-        )
+        problems = describe_validation_error(err, limit=20)
         raise ConfigError(f"{source}: invalid KPI service settings: {problems}") from err
