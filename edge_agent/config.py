@@ -181,7 +181,10 @@ class GatewayConfig(BaseSettings):
     pseudonym_key: SecretStr | None = None
     signing: bool = False
     signing_key: SecretStr | None = None
-    profiles_dir: Path = DEFAULT_PROFILES
+    profiles_dir: Path | None = Field(
+        default=None,
+        description="Folder of device profiles; default: the profiles shipped with Takt.",
+    )
     work_interval_s: float = Field(default=60.0, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     stations: list[StationConfig] = Field(min_length=1)
@@ -251,7 +254,9 @@ def load_config(path: Path) -> tuple[GatewayConfig, dict[str, DeviceProfile]]:
         rebased = _rebase(getattr(holder, attr), base)
         if rebased is not None:
             setattr(holder, attr, rebased)
-    if not config.profiles_dir.is_absolute():
+    if config.profiles_dir is None:
+        config.profiles_dir = DEFAULT_PROFILES
+    elif not config.profiles_dir.is_absolute():
         config.profiles_dir = base / config.profiles_dir
     for station in config.stations:
         conn = station.connection
