@@ -93,7 +93,8 @@ def main() -> dict[str, object]:
         server.write(db, "\n".join(_raw_lines(20)))
 
         settings = Settings(
-            state_dir=Path(tmp) / "state", influx_url=server.url, influx_db=db,
+            environment="development", state_dir=Path(tmp) / "state",
+            influx_url=server.url, influx_db=db,
             standards=[Standard(station=f"ST{i}", cycle_s=30.0) for i in range(50)],
             max_page_size=10_000,
         )  # fmt: skip

@@ -9,6 +9,7 @@ their environment, never written into a config file.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import subprocess
@@ -32,6 +33,8 @@ REPO = Path(__file__).resolve().parent.parent
 ACL_FILE = REPO / "deploy" / "mosquitto" / "acl"
 MQTT_USERS = ("takt-agent", "takt-collector", "takt-kpi", "takt-devices")
 INFLUX_DB = "takt"
+SIGNING_KEY_ID = "k1"
+"""Key id the agent signs batches with (its `publish.signing_key_id` default)."""
 
 
 class StackError(RuntimeError):
@@ -50,6 +53,7 @@ class StackSecrets:
     mqtt: Mapping[str, str]
     influx_admin: str
     kpi_secret: str
+    batch_signing_key: str
 
     @classmethod
     def generate(cls) -> StackSecrets:
@@ -57,6 +61,7 @@ class StackSecrets:
             mqtt={user: secrets.token_urlsafe(16) for user in MQTT_USERS},
             influx_admin=secrets.token_urlsafe(16),
             kpi_secret=secrets.token_urlsafe(32),
+            batch_signing_key=secrets.token_urlsafe(32),
         )
 
 
@@ -131,9 +136,10 @@ class LocalStack:
                 "reconnect_max_s": 2.0,
             },
             "outbox": {"path": str(path.parent / "outbox.db")},
-            "publish": {"historical_after_s": 5.0},
+            "publish": {"historical_after_s": 5.0, "signing_key_id": SIGNING_KEY_ID},
             "http": {"port": self.ports.agent_http},
             "roster": str(roster),
+            "signing": True,
             "work_interval_s": 60,
             "stations": list(stations),
         }
@@ -145,6 +151,7 @@ class LocalStack:
         env = {
             "TAKT_AGENT_BROKER__PASSWORD": self.secrets.mqtt["takt-agent"],
             DEVICE_PASSWORD_ENV: self.secrets.mqtt["takt-agent"],
+            "TAKT_AGENT_SIGNING_KEY": self.secrets.batch_signing_key,
         }
         child = self.group.spawn(
             "agent", takt_command("agent", "run", "--config", str(config)), env
@@ -169,6 +176,7 @@ class LocalStack:
                 "username": "admin",
             },
             "http": {"port": self.ports.collector_http},
+            "validation": {"require_signature": True},
             "dlq_path": str(path.parent / "dead-letters.sqlite"),
         }
         path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -179,6 +187,9 @@ class LocalStack:
         env = {
             "TAKT_COLLECTOR_MQTT__PASSWORD": self.secrets.mqtt["takt-collector"],
             "TAKT_COLLECTOR_INFLUX__PASSWORD": self.secrets.influx_admin,
+            "TAKT_COLLECTOR_VALIDATION__SIGNING_KEYS": json.dumps(
+                {SIGNING_KEY_ID: self.secrets.batch_signing_key}
+            ),
         }
         child = self.group.spawn(
             "collector", takt_command("collector", "run", "--config", str(config)), env
