@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import shutil
 import signal
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -51,6 +53,7 @@ def demo(
     from simulators import load_scenario
 
     sc = load_scenario(scenario)
+    logging.getLogger("asyncua").setLevel(logging.ERROR)  # warns about the demo's choices
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
@@ -128,7 +131,8 @@ async def _run(sc: Any, workdir: Path, rules: Path, duration: float | None) -> i
                         await asyncio.wait_for(stop.wait(), timeout=1.0)
             if duration is not None:
                 await view.refresh(floor_done=_done(floor))
-                console.print(view.summary())
+                truth = _ledger_good(floor.ledger) if _done(floor) else None
+                console.print(view.summary(truth))
         with console.status("stopping everything"):
             await asyncio.to_thread(group.stop_all)
     console.print("[green]✓[/] stopped; nothing left running")
@@ -137,6 +141,14 @@ async def _run(sc: Any, workdir: Path, rules: Path, duration: float | None) -> i
 
 def _done(floor: Any) -> bool:
     return bool(floor.done)
+
+
+def _ledger_good(ledger: dict[str, Any]) -> dict[str, int]:
+    """Good units per worker according to the simulator's ground truth."""
+    good: dict[str, int] = {}
+    for row in ledger["rows"]:
+        good[row["worker"]] = good.get(row["worker"], 0) + int(row["good"])
+    return good
 
 
 def _standards(sc: Any) -> list[dict[str, Any]]:
@@ -153,7 +165,6 @@ def _print_access(stack: LocalStack, hr_key: str, admin_key: str, workdir: Path)
         Panel.fit(
             f"Supervisor board: [bold]{stack.kpi_url}/api/v1/board/[/] (key: admin below)\n"
             f"HR API:           [bold]{stack.kpi_url}/api/v1/kpis[/]\n"
-            f"API docs:         {stack.kpi_url}/docs (development only)\n"
             f"HR key (hr:read): {hr_key}\n"
             f"admin key:        {admin_key}\n"
             f"example: curl -H 'Authorization: Bearer {hr_key}' "
@@ -190,9 +201,12 @@ class LiveView:
         except httpx.HTTPError as err:
             self.error = f"KPI API: {err}"
 
-    def table(self, title: str) -> Table:
+    def table(self, title: str, truth: dict[str, int] | None = None) -> Table:
         table = Table(title=title, expand=False)
-        for column in ("worker", "good", "defect", "defect rate", "good/eff. h", "% std", "alerts"):
+        columns = ["worker", "good", "defect", "defect rate", "good/eff. h", "% std", "alerts"]
+        if truth is not None:
+            columns.append("ledger good")
+        for column in columns:
             table.add_column(column, justify="left" if column == "worker" else "right")
         per_worker: dict[str, int] = {}
         for alert in self.alerts:
@@ -208,6 +222,7 @@ class LiveView:
                 _num(row.get("good_per_effective_hour")),
                 _num(row.get("pct_of_standard")),
                 str(per_worker.get(worker, 0)),
+                *([_truth(row["units_good"], truth.get(worker))] if truth is not None else []),
             )
         return table
 
@@ -216,11 +231,12 @@ class LiveView:
         for alert in self.alerts[:10]:
             colour = "red" if alert["severity"] == "critical" else "yellow"
             who = alert["worker"] or alert["station"] or alert["line"]
+            raised = datetime.fromtimestamp(alert["raised_event_ts"], UTC).strftime("%H:%M")
             lines.append(
-                f"[{colour}]{alert['severity']} {alert['status']}[/] {alert['rule_id']}: "
-                f"{who} at {alert['line']}/{alert['station'] or '-'} "
-                f"{alert['metric']} {alert['value']:.1f}{alert['unit']} "
-                f"(threshold {alert['threshold']:g}{alert['unit']})"
+                f"[{colour}]{alert['severity']}[/] {alert['rule_id']}: {who} at "
+                f"{alert['line']}/{alert['station'] or '-'}: {alert['metric']} alert raised at "
+                f"{raised} line time, {alert['severity']} threshold "
+                f"{alert['threshold']:g}{alert['unit']}; {alert['status']}"
             )
         return lines or ["no alerts"]
 
@@ -231,8 +247,19 @@ class LiveView:
             parts.append(f"[red]{self.error}[/]")
         return Group(*parts)
 
-    def summary(self) -> Group:
-        return Group(self.table("Summary per worker"), *self.alert_lines())
+    def summary(self, truth: dict[str, int] | None) -> Group:
+        note = (
+            "ledger good: the simulator's ground truth (✓ = measured exactly)"
+            if truth is not None
+            else "the simulated shift had not ended: no ledger to compare with yet"
+        )
+        return Group(self.table("Summary per worker", truth), note, *self.alert_lines())
+
+
+def _truth(measured: int, truth: int | None) -> str:
+    if truth is None:
+        return "-"
+    return f"{truth} ✓" if truth == measured else f"{truth} ✗"
 
 
 def _pct(value: Any) -> str:
