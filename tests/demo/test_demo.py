@@ -53,6 +53,7 @@ def test_demo_with_duration_prints_a_summary_and_exits_0(tmp_path: Path) -> None
         row = next((line for line in summary.splitlines() if worker in line), "")
         cells = [c.strip() for c in row.split("│") if c.strip()]
         assert cells and int(cells[1]) > 0, f"{worker} has no units in the summary:\n{summary}"
+    assert "✗" not in summary, summary  # measured units equal the simulator's ledger
     assert "worker-defect-rate: W003" in output, output  # the demo's defect spike
     assert "takt_" in output  # an example API key is printed
     assert not leftovers(str(workdir))
