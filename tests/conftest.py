@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from hypothesis import settings as hypothesis_settings
 
 from takt_cli.localservices import (
     Influxd,
+    LocalService,
     Mosquitto,
     ServiceError,
     find_binary,
@@ -26,6 +28,8 @@ from takt_cli.localservices import (
 from takt_cli.localservices import (
     mosquitto as make_mosquitto,
 )
+
+S = TypeVar("S", bound=LocalService)
 
 # CI explores the same examples every run (a red build must be reproducible);
 # developers' runs keep exploring new ones.
@@ -65,33 +69,29 @@ def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influxd]:
         yield server
 
 
+def _private(make: Callable[..., S], folder: Path) -> Iterator[Callable[..., S]]:
+    """Start private servers of one kind in ``folder``; all are stopped afterwards."""
+    started: list[S] = []
+
+    def start(**kwargs: object) -> S:
+        service = make(folder / f"{len(started)}", **kwargs)
+        started.append(service)
+        return service.start()
+
+    yield start
+    for service in started:
+        service.stop()
+
+
 @pytest.fixture
 def mosquitto_factory(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
     """Start private brokers (e.g. to stop one mid-test); all are stopped afterwards."""
     _require("mosquitto")
-    started: list[Mosquitto] = []
-
-    def start(**kwargs: object) -> Mosquitto:
-        broker = make_mosquitto(tmp_path / f"mosquitto{len(started)}", **kwargs)  # type: ignore[arg-type]
-        started.append(broker)
-        return broker.start()
-
-    yield start
-    for broker in started:
-        broker.stop()
+    yield from _private(make_mosquitto, tmp_path / "mosquitto")
 
 
 @pytest.fixture
 def influxd_factory(tmp_path: Path) -> Iterator[Callable[..., Influxd]]:
     """Start private influxd processes; all are stopped afterwards."""
     _require("influxd")
-    started: list[Influxd] = []
-
-    def start(**kwargs: object) -> Influxd:
-        server = make_influxd(tmp_path / f"influxd{len(started)}", **kwargs)  # type: ignore[arg-type]
-        started.append(server)
-        return server.start()
-
-    yield start
-    for server in started:
-        server.stop()
+    yield from _private(make_influxd, tmp_path / "influxd")
