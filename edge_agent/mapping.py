@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from edge_agent.profile import DeviceProfile, is_code
+from edge_agent.profile import DeviceProfile, OperatorSignal, is_code
 
 
 @dataclass(frozen=True)
@@ -159,6 +159,24 @@ def _defect_map(raw: RawReading, profile: DeviceProfile, reading: Reading) -> No
     reading.defects = counts
 
 
+def _login_event(reading: Reading, operator: OperatorSignal, get: Any) -> None:
+    """A login sets the operator to the event's badge; a logout clears it."""
+    assert operator.action_at is not None
+    action = get("operator.action", operator.action_at, lambda v: str(v).strip())
+    if action is MISSING:
+        return
+    if action in operator.logout:
+        reading.has_operator, reading.operator = True, None
+    elif action in operator.login:
+        badge = get("operator", operator.at, lambda v: str(v).strip())
+        if badge is MISSING or badge in operator.nobody:
+            reading.problems.append("operator: a login event carries no badge")
+            return
+        reading.has_operator, reading.operator = True, badge
+    else:
+        reading.problems.append(f"operator.action: unknown action {action!r}")
+
+
 def map_reading(raw: RawReading, profile: DeviceProfile) -> Reading:
     """Normalise one raw reading; problems are listed on the result, never raised."""
     signals = profile.signals
@@ -211,11 +229,14 @@ def map_reading(raw: RawReading, profile: DeviceProfile) -> Reading:
             if code is not MISSING and code:
                 reading.last_code = code if is_code(code) else "unknown"
 
-    if signals.operator is not None:
-        badge = get("operator", signals.operator.at, lambda v: str(v).strip())
+    operator = signals.operator
+    if operator is not None and operator.action_at is None:
+        badge = get("operator", operator.at, lambda v: str(v).strip())
         if badge is not MISSING:
             reading.has_operator = True
-            reading.operator = None if badge in signals.operator.nobody else badge
+            reading.operator = None if badge in operator.nobody else badge
+    elif operator is not None and operator.action_at is not None:
+        _login_event(reading, operator, get)
 
     if signals.state is not None:
         spec = signals.state

@@ -77,9 +77,18 @@ class DefectSignal(_Strict):
 
 
 class OperatorSignal(Signal):
+    """The badge in force at `at`, or (with `action_at`) login/logout events carrying a badge."""
+
     nobody: list[str] = Field(
         default_factory=lambda: [""], description="Values meaning logged out."
     )
+    action_at: str | None = Field(
+        default=None,
+        description="Where a login/logout event's action is; then `at` is the badge of that "
+        "event, and readings without an action leave the operator unchanged.",
+    )
+    login: list[str] = Field(default_factory=lambda: ["login"], description="Login actions.")
+    logout: list[str] = Field(default_factory=lambda: ["logout"], description="Logout actions.")
 
 
 class StateSignal(Signal):

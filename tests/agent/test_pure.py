@@ -12,7 +12,7 @@ from edge_agent.attribution import StationInfo, StationState, StationTracker, Wo
 from edge_agent.counters import counter_delta
 from edge_agent.framing import Corrupt, FrameDecoder, encode_frame
 from edge_agent.mapping import RawReading, map_reading
-from edge_agent.profile import DeviceProfile, load_profiles
+from edge_agent.profile import DeviceProfile, OperatorSignal, load_profiles
 from takt_wire import UNATTRIBUTED, decode_event
 
 PROFILES = load_profiles(Path(__file__).resolve().parents[2] / "device_profiles")
@@ -282,3 +282,34 @@ def test_unknown_badge_and_pseudonyms() -> None:
     hashed = WorkerResolver({"B1": "w1"}, b"key")
     assert hashed("B1").startswith("p-") and hashed("B1") != WorkerResolver({}, b"k2")("B1")
     assert hashed("B1") == WorkerResolver({"B1": "w1"}, b"key")("B1")
+
+
+def test_login_and_logout_events_instead_of_a_badge_value() -> None:
+    """Devices that report 'login'/'logout' events (e.g. an HMI) rather than a badge in force."""
+    base = PROFILES["takt-sim-counter"]
+    events_spec = OperatorSignal(at="badge", action_at="evt")
+    profile = base.model_copy(
+        update={"signals": base.signals.model_copy(update={"operator": events_spec})}
+    )
+    info = StationInfo("site1", "L1", "S1", "hmi")
+    t = StationTracker(info, profile, WorkerResolver({"B1": "w1"}), 60.0)
+
+    def hmi(at: float, **values: object) -> tuple[list[dict[str, object]], list[str]]:
+        values["ts"] = int((T0 + timedelta(seconds=at)).timestamp() * 1000)
+        reading = map_reading(RawReading("S1", values), profile)
+        events, _notes = t.apply(reading, T0)
+        return events, reading.problems
+
+    events, _ = hmi(0, cnt=0, evt="login", badge="B1")
+    more, problems = hmi(10, cnt=3)  # no event: the operator stays logged in
+    assert problems == []
+    events += more
+    events += hmi(20, cnt=5, evt="logout")[0]  # counted before the logout
+    events += hmi(30, cnt=6)[0]
+    _, problems = hmi(40, evt="shutdown")
+    assert problems == ["operator.action: unknown action 'shutdown'"]
+    _, problems = hmi(50, evt="login")
+    assert problems == ["operator: a login event carries no badge"]
+    sums = totals(events)
+    assert sums[("w1", "good")] == 5 and sums[(UNATTRIBUTED, "good")] == 1
+    assert sums[("w1", "work_s")] == 20
