@@ -186,6 +186,9 @@ class GatewayConfig(BaseSettings):
         description="Folder of device profiles; default: the profiles shipped with Takt.",
     )
     work_interval_s: float = Field(default=60.0, gt=0)
+    roster_reload_s: float = Field(
+        default=10.0, gt=0, description="How often the roster file is checked for changes."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     stations: list[StationConfig] = Field(min_length=1)
 

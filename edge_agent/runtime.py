@@ -13,12 +13,14 @@ import contextlib
 import logging
 import secrets
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import ValidationError
 
 from edge_agent.attribution import StationInfo, StationState, StationTracker, WorkerResolver
-from edge_agent.config import GatewayConfig, load_roster
+from edge_agent.config import ConfigError, GatewayConfig, load_roster
 from edge_agent.http import serve
 from edge_agent.mapping import RawReading, map_reading
 from edge_agent.metrics import AgentMetrics
@@ -215,6 +217,30 @@ class Agent:
             if events:
                 self._commit(events, {t.info.station for t in gateway}, [])
 
+    async def _roster_watcher(self) -> None:
+        """Pick up roster changes (new hires, new badges) without a restart.
+
+        A roster that cannot be read is reported and the previous one kept: a typo
+        in the file must not turn every operator into an unknown badge.
+        """
+        path = self.config.roster
+        if path is None:
+            return
+        seen = _mtime(path)
+        while True:
+            await asyncio.sleep(self.config.roster_reload_s)
+            current = _mtime(path)
+            if current == seen:
+                continue
+            seen = current
+            try:
+                roster = load_roster(path)
+            except (OSError, ConfigError, yaml.YAMLError) as err:
+                log.error("roster %s not reloaded, keeping the previous one: %s", path, err)
+                continue
+            self.resolver.roster = roster
+            log.info("roster %s reloaded: %d badges", path, len(roster))
+
     # -- life cycle -------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -239,6 +265,7 @@ class Agent:
                     tg.create_task(s.run(self.sink), name=f"source {s.name}") for s in self.sources
                 ]
                 readers.append(tg.create_task(self._ticker(), name="ticker"))
+                readers.append(tg.create_task(self._roster_watcher(), name="roster"))
                 self.ready.set()
                 await stop.wait()
                 log.info("shutting down: stopping sources")
@@ -262,3 +289,12 @@ class Agent:
                     await server.wait_closed()
             self.outbox.close()
             log.info("agent stopped")
+
+
+def _mtime(path: Path) -> tuple[int, int] | None:
+    """(modification time in ns, size): changes whenever the file is rewritten."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_mtime_ns, stat.st_size)
