@@ -105,6 +105,8 @@ def test_collector_and_agent_configs_load(monkeypatch: pytest.MonkeyPatch, tmp_p
     roster.write_text("badges: {04A3F2: W001}\n")
     gateway["roster"] = str(roster)
     gateway["outbox"]["path"] = str(tmp_path / "outbox.db")
+    assert gateway["profiles_dir"] == "/app/device_profiles"  # where the image has them
+    gateway["profiles_dir"] = str(REPO / "device_profiles")
     path = tmp_path / "gateway.yaml"
     path.write_text(yaml.safe_dump(gateway))
     monkeypatch.setenv("TAKT_AGENT_BROKER__PASSWORD", "z")
