@@ -98,7 +98,12 @@ def epoch_us(ts: datetime) -> int:
 
 def point_time_ns(ts: datetime, seq: int) -> int:
     """Point timestamp from event identity: floor(ts to ms) x 10^6 + seq mod 10^6."""
-    return (epoch_us(ts) // 1000) * SEQ_SLOTS + seq % SEQ_SLOTS
+    return _point_time(epoch_us(ts), seq)
+
+
+def _point_time(us: int, seq: int) -> int:
+    """:func:`point_time_ns` from microseconds the hot path has already computed."""
+    return (us // 1000) * SEQ_SLOTS + seq % SEQ_SLOTS
 
 
 def hour_of(time_ns: int) -> int:
@@ -169,7 +174,7 @@ class Formatter:
         seq = event.seq
         if ts_us is None:
             ts_us = epoch_us(event.ts)
-        ts = (ts_us // 1000) * SEQ_SLOTS + seq % SEQ_SLOTS
+        ts = _point_time(ts_us, seq)
         kind = event.kind
         if kind == "unit":
             # The hot path: one cached head holds tags and source fields together.
@@ -206,7 +211,7 @@ class Formatter:
             # Work time is stamped at the interval's start: an interval that ends on
             # 14:00:00 belongs to the shift (hour, day) that ends there, not the next.
             start_us = epoch_us(event.start)
-            ts = (start_us // 1000) * SEQ_SLOTS + seq % SEQ_SLOTS
+            ts = _point_time(start_us, seq)
             self._work_lines(event, common, source[0], ts, start_us * 1000, out)
         elif kind == "session":
             assert isinstance(event, SessionEvent)
