@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import shutil
 import signal
@@ -28,7 +27,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from takt_cli.processes import ProcessGroup
-from takt_cli.stack import REPO, LocalStack, StackError, agent_stations
+from takt_cli.stack import REPO, LocalStack, StackError
 
 app = typer.Typer(no_args_is_help=False)
 console = Console()
@@ -66,8 +65,6 @@ def demo(
 
 
 async def _run(sc: Any, workdir: Path, rules: Path, duration: float | None) -> int:
-    from simulators import ShopFloor
-
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -87,28 +84,15 @@ async def _run(sc: Any, workdir: Path, rules: Path, duration: float | None) -> i
             await asyncio.to_thread(stack.start_collector)
         console.print("[green]✓[/] collector")
 
-        floor = ShopFloor(
-            sc,
-            workdir / "floor",
-            mqtt_host="127.0.0.1",
-            mqtt_port=broker.port,
-            mqtt_username="takt-devices",
-            mqtt_password=stack.secrets.mqtt["takt-devices"],
-            opcua_port=0,
-            start_paused=True,
-            acceleration=acceleration,
-        )
+        floor = stack.shop_floor(sc, acceleration)
         async with floor:
             for sid, ep in sorted(floor.endpoints.items()):
                 where = ep.url or ep.topic_prefix or ep.serial_path
                 console.print(f"[green]✓[/] station {sid}: {ep.protocol} {where}")
             with console.status("starting the edge agent"):
-                stations = agent_stations(floor.endpoints, broker.port)
-                roster = workdir / "floor" / "roster.yaml"
-                await asyncio.to_thread(stack.start_agent, stations, roster)
+                await asyncio.to_thread(stack.start_agent_for, floor)
             console.print("[green]✓[/] edge agent")
-            env = stack.kpi_env(rules_file=rules)
-            env["TAKT_KPI_STANDARDS"] = json.dumps(_standards(sc))
+            env = stack.kpi_env(rules_file=rules, scenario=sc)
             with console.status("starting the KPI service"):
                 hr_key = await asyncio.to_thread(stack.create_api_key, env, "demo-hr", "hr:read")
                 admin_key = await asyncio.to_thread(stack.create_api_key, env, "demo", "admin")
@@ -131,7 +115,9 @@ async def _run(sc: Any, workdir: Path, rules: Path, duration: float | None) -> i
                         await asyncio.wait_for(stop.wait(), timeout=1.0)
             if duration is not None:
                 await view.refresh(floor_done=_done(floor))
-                truth = _ledger_good(floor.ledger) if _done(floor) else None
+                truth = (
+                    {k["worker"]: k["good"] for k in floor.ledger["kpis"]} if _done(floor) else None
+                )
                 console.print(view.summary(truth))
         with console.status("stopping everything"):
             await asyncio.to_thread(group.stop_all)
@@ -141,23 +127,6 @@ async def _run(sc: Any, workdir: Path, rules: Path, duration: float | None) -> i
 
 def _done(floor: Any) -> bool:
     return bool(floor.done)
-
-
-def _ledger_good(ledger: dict[str, Any]) -> dict[str, int]:
-    """Good units per worker according to the simulator's ground truth."""
-    good: dict[str, int] = {}
-    for row in ledger["rows"]:
-        good[row["worker"]] = good.get(row["worker"], 0) + int(row["good"])
-    return good
-
-
-def _standards(sc: Any) -> list[dict[str, Any]]:
-    return [
-        {"station": st.id, "line": line.id, "cycle_s": st.standard_cycle_s}
-        for line in sc.lines
-        for st in line.stations
-        if st.standard_cycle_s
-    ]
 
 
 def _print_access(stack: LocalStack, hr_key: str, admin_key: str, workdir: Path) -> None:

@@ -27,7 +27,8 @@ from takt_cli.localservices import Influxd, Mosquitto, free_port, influxd, mosqu
 from takt_cli.processes import Child, ProcessGroup
 
 if TYPE_CHECKING:
-    from simulators.floor import StationEndpoint
+    from simulators.floor import ShopFloor, StationEndpoint
+    from simulators.scenario import Scenario
 
 REPO = Path(__file__).resolve().parent.parent
 ACL_FILE = REPO / "deploy" / "mosquitto" / "acl"
@@ -146,6 +147,27 @@ class LocalStack:
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return path
 
+    def shop_floor(self, scenario: Scenario, acceleration: float | None = None) -> ShopFloor:
+        """The scenario's devices on this stack's broker, clock paused until the agent listens."""
+        from simulators import ShopFloor
+
+        return ShopFloor(
+            scenario,
+            self.workdir / "floor",
+            mqtt_host="127.0.0.1",
+            mqtt_port=self._broker().port,
+            mqtt_username="takt-devices",
+            mqtt_password=self.secrets.mqtt["takt-devices"],
+            opcua_port=0,
+            start_paused=True,
+            acceleration=acceleration,
+        )
+
+    def start_agent_for(self, floor: ShopFloor) -> Child:
+        """An edge agent reading every device of a running floor, with its roster."""
+        stations = agent_stations(floor.endpoints, self._broker().port)
+        return self.start_agent(stations, floor.workdir / "roster.yaml")
+
     def start_agent(self, stations: Iterable[Mapping[str, Any]], roster: Path) -> Child:
         config = self.agent_config(stations, roster)
         env = {
@@ -198,7 +220,13 @@ class LocalStack:
         return child
 
     # -- KPI service ------------------------------------------------------------
-    def kpi_env(self, rules_file: Path | None = None, timezone: str = "UTC") -> dict[str, str]:
+    def kpi_env(
+        self,
+        rules_file: Path | None = None,
+        timezone: str = "UTC",
+        scenario: Scenario | None = None,
+    ) -> dict[str, str]:
+        """The KPI service's environment; with a scenario, its stations' standard cycles."""
         state = self.workdir / "kpi"
         env = {
             "TAKT_KPI_ENVIRONMENT": "production",
@@ -210,6 +238,8 @@ class LocalStack:
             "TAKT_KPI_STATE_DIR": str(state),
             "TAKT_KPI_TIMEZONE": timezone,
         }
+        if scenario is not None:
+            env["TAKT_KPI_STANDARDS"] = json.dumps(scenario_standards(scenario))
         if rules_file is not None:
             env.update(
                 {
@@ -228,7 +258,7 @@ class LocalStack:
     def create_api_key(self, env: Mapping[str, str], name: str, scopes: str) -> str:
         result = subprocess.run(
             takt_command("kpi", "apikey", "create", "--name", name, "--scopes", scopes),
-            env={**_inherited_env(), **env},
+            env={**os.environ, **env},
             capture_output=True,
             text=True,
             timeout=60,
@@ -247,10 +277,6 @@ class LocalStack:
     @property
     def kpi_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.kpi_http}"
-
-
-def _inherited_env() -> dict[str, str]:
-    return dict(os.environ)
 
 
 DEVICE_PASSWORD_ENV = "TAKT_AGENT_DEVICE_BROKER_PASSWORD"
@@ -280,3 +306,13 @@ def agent_stations(
             {"id": station_id, "line": ep.line, "profile": ep.model, "connection": connection}
         )
     return stations
+
+
+def scenario_standards(scenario: Scenario) -> list[dict[str, Any]]:
+    """Standard cycle times of a scenario's stations, as the KPI service's `standards`."""
+    return [
+        {"station": st.id, "line": line.id, "cycle_s": st.standard_cycle_s}
+        for line in scenario.lines
+        for st in line.stations
+        if st.standard_cycle_s
+    ]

@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
-from simulators import ShopFloor, load_scenario
+from simulators import load_scenario
 from takt_cli.processes import ProcessGroup
-from takt_cli.stack import REPO, LocalStack, agent_stations
+from takt_cli.stack import REPO, LocalStack
 
 pytestmark = pytest.mark.integration
 
@@ -67,27 +67,16 @@ async def test_hr_api_figures_equal_the_simulators_ledger(
 ) -> None:
     scenario = load_scenario(SCENARIO)
     stack = LocalStack(tmp_path, group, site=scenario.site)
-    broker, _database = await asyncio.to_thread(stack.start_services)
+    await asyncio.to_thread(stack.start_services)
     await asyncio.to_thread(stack.start_collector)
 
-    floor_dir = tmp_path / "floor"
-    floor = ShopFloor(
-        scenario,
-        floor_dir,
-        mqtt_host="127.0.0.1",
-        mqtt_port=broker.port,
-        mqtt_username="takt-devices",
-        mqtt_password=stack.secrets.mqtt["takt-devices"],
-        opcua_port=0,
-        start_paused=True,
-    )
+    floor = stack.shop_floor(scenario)
     async with floor:
-        stations = agent_stations(floor.endpoints, broker.port)
-        await asyncio.to_thread(stack.start_agent, stations, floor_dir / "roster.yaml")
+        await asyncio.to_thread(stack.start_agent_for, floor)
         await asyncio.sleep(2)  # let every source subscribe before the first unit
         floor.start_clock()
         await asyncio.wait_for(floor.wait_done(), timeout=120)
-        ledger = json.loads((floor_dir / "ledger.json").read_text())
+        ledger = json.loads((floor.workdir / "ledger.json").read_text())
 
         # Everything the floor made reaches InfluxDB (the pipeline drains within
         # seconds). The devices stay up meanwhile, as a real line's do: the last
@@ -103,14 +92,7 @@ async def test_hr_api_figures_equal_the_simulators_ledger(
             await asyncio.sleep(0.5)
         assert got_units == want_units, "units in InfluxDB differ from the ledger"
 
-    standards = [
-        {"station": st.id, "line": line.id, "cycle_s": st.standard_cycle_s}
-        for line in scenario.lines
-        for st in line.stations
-        if st.standard_cycle_s
-    ]
-    env = stack.kpi_env()
-    env["TAKT_KPI_STANDARDS"] = json.dumps(standards)
+    env = stack.kpi_env(scenario=scenario)
     key = await asyncio.to_thread(stack.create_api_key, env, "hr-e2e", "hr:read")
     await asyncio.to_thread(stack.start_kpi, env)
 
