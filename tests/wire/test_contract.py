@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import TypeAdapter
 
 from takt_cli.schema import schemas
 from takt_wire import (
@@ -79,10 +78,6 @@ def test_every_event_round_trips_and_matches_the_exported_schema(event: Any) -> 
     data = json.loads(event.model_dump_json())
     assert decode_event(data) == event
     assert type(event).__name__ in SCHEMA_KINDS
-
-
-def test_exported_schema_is_what_pydantic_says() -> None:
-    assert schemas()["batch.schema.json"] == TypeAdapter(Batch).json_schema()
 
 
 @pytest.mark.parametrize(
