@@ -10,7 +10,7 @@ SERVICE_BINARIES := mosquitto mosquitto_passwd influxd socat docker-compose chro
 DURATION ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup system-deps venv test lint typecheck unit integration bench demo schema clean
+.PHONY: setup system-deps venv test lint typecheck unit integration bench demo chaos schema clean
 
 setup: system-deps $(STAMP)
 
@@ -59,6 +59,11 @@ integration: setup
 
 bench: setup
 	$(BIN)/python -m bench $(if $(BENCH),$(BENCH),)
+
+# A seeded fault campaign on a simulated floor (SEED=N; default a random seed): every
+# event in InfluxDB exactly once, rollups equal raw data, units equal the ledger.
+chaos: setup
+	$(BIN)/python -m takt_cli.chaos $(if $(SEED),--seed $(SEED),) $(if $(SHORT),--short,)
 
 demo: setup
 	$(BIN)/takt demo $(if $(DURATION),--duration $(DURATION),)

@@ -49,6 +49,13 @@ class MqttSettings(_Section):
     """Unacknowledged messages the broker may have in flight to us (flow control)."""
     session_expiry_s: int = Field(default=86_400, ge=0)
     tls_ca_file: Path | None = None
+    reconnect_min_s: float = Field(default=0.2, gt=0, le=60)
+    reconnect_max_s: float = Field(default=2.0, gt=0, le=300)
+    """Capped backoff: the subscription is the only thing that keeps the broker from
+    answering an agent 'no matching subscribers', so come back fast."""
+    confirm: bool = True
+    """Confirm stored events to their agent (``takt/v1/<site>/acks/<agent>``); agents keep
+    every event until confirmed. Off only for agents older than the end-to-end ack."""
 
 
 class InfluxSettings(_Section):
@@ -93,6 +100,10 @@ class ValidationSettings(_Section):
 class RollupSettings(_Section):
     enabled: bool = True
     debounce_s: float = Field(default=5.0, gt=0)
+    retry_max_s: float = Field(default=300.0, gt=0)
+    """Cap of the backoff of an hour whose recomputation fails (each hour retried alone)."""
+    stale_after_s: float = Field(default=900.0, gt=0)
+    """A rollup pending longer than this makes ``/healthz`` report it (and fail)."""
 
 
 class HttpSettings(_Section):

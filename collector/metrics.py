@@ -54,6 +54,29 @@ class Metrics:
         self.mqtt_connected = Gauge(
             "takt_collector_mqtt_connected", "1 while connected to the broker.", registry=r
         )
+        self.subscribed = Gauge(
+            "takt_collector_subscribed",
+            "1 while the shared subscription is in place (0: the group is missing on the broker).",
+            registry=r,
+        )
+        self.confirms = Counter(
+            "takt_collector_confirmed_events",
+            "Events confirmed to their agents as stored (end-to-end acknowledgement).",
+            registry=r,
+        )
+        self.rollup_pending = Gauge(
+            "takt_collector_rollup_pending_hours",
+            "Hours written to but not yet re-aggregated (durable queue).",
+            registry=r,
+        )
+        self.rollup_oldest = Gauge(
+            "takt_collector_rollup_oldest_pending_seconds",
+            "Age of the oldest hour waiting for its rollup: stale rollups show here.",
+            registry=r,
+        )
+        self.rollup_failures = Counter(
+            "takt_collector_rollup_failures", "Failed hour recomputations.", registry=r
+        )
         self.rollups = Counter(
             "takt_collector_rollup_hours", "Hours re-aggregated into rollups.", registry=r
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import ssl
 import threading
 from dataclasses import dataclass
@@ -25,9 +26,12 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from collector.config import MqttSettings
 from collector.metrics import Metrics
-from takt_wire.topics import events_filter, shared
+from takt_wire.acks import encode_ack, seq_ranges
+from takt_wire.topics import acks_topic, events_filter, shared
 
 log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +86,11 @@ class Consumer:
             client.username_pw_set(settings.username, password)
         if settings.tls_ca_file:
             client.tls_set(ca_certs=str(settings.tls_ca_file), tls_version=ssl.PROTOCOL_TLS_CLIENT)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        # paho accepts fractional delays; a missing subscription costs agents their resends.
+        client.reconnect_delay_set(
+            min_delay=settings.reconnect_min_s,  # type: ignore[arg-type]
+            max_delay=settings.reconnect_max_s,  # type: ignore[arg-type]
+        )
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -106,6 +114,21 @@ class Consumer:
         """Disconnect after the acks queued so far are sent; the session stays on the broker."""
         self._client.disconnect()
         self._client.loop_stop()
+
+    def confirm(self, stored: dict[tuple[str, str], list[int]]) -> int:
+        """Tell each agent which of its sequence numbers are stored; return how many.
+
+        QoS 1 and fire-and-forget: a confirmation lost on the way only makes the agent
+        resend those events later, which the idempotent write absorbs.
+        """
+        by = self.settings.client_id if _NAME.match(self.settings.client_id) else "collector"
+        confirmed = 0
+        for (site, agent), seqs in stored.items():
+            topic = acks_topic(site, agent)
+            for payload in encode_ack(agent, seq_ranges(seqs), by):
+                self._client.publish(topic, payload, qos=1)
+            confirmed += len(seqs)
+        return confirmed
 
     def ack(self, deliveries: list[Delivery]) -> int:
         """Acknowledge deliveries of the current connection; return how many were sent."""
@@ -133,6 +156,8 @@ class Consumer:
             return
         with self._lock:
             self._generation += 1
+        # Subscribe on every connect, session present or not: Mosquitto restores a
+        # persistent session after a restart but not its $share subscription.
         client.subscribe(self.topic_filter, options=SubscribeOptions(qos=1))
         self.metrics.mqtt_connected.set(1)
         self._loop.call_soon_threadsafe(self.connected.set)
@@ -150,6 +175,7 @@ class Consumer:
         properties: Properties | None,
     ) -> None:
         self.metrics.mqtt_connected.set(0)
+        self.metrics.subscribed.set(0)
         self._loop.call_soon_threadsafe(self.connected.clear)
         self._loop.call_soon_threadsafe(self.subscribed.clear)
         log.warning("mqtt disconnected", extra={"reason": str(reason)})
@@ -163,8 +189,10 @@ class Consumer:
         properties: Properties | None,
     ) -> None:
         if any(r.is_failure for r in reasons):
+            self.metrics.subscribed.set(0)
             log.error("mqtt subscription refused", extra={"reasons": [str(r) for r in reasons]})
             return
+        self.metrics.subscribed.set(1)
         self._loop.call_soon_threadsafe(self.subscribed.set)
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:

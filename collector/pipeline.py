@@ -48,6 +48,9 @@ class Outcome:
     gaps: list[Gap] = field(default_factory=list)
     lag_s: float | None = None
     """Seconds between the agent sending the batch and us reading it."""
+    stored: tuple[str, str, list[int]] | None = None
+    """(site, agent, seqs) to confirm to the agent once this message is written: every
+    event of a decoded batch, whether written, a duplicate or dead-lettered alone."""
 
 
 @dataclass(frozen=True)
@@ -100,12 +103,13 @@ class Pipeline:
             batch = decode_batch(payload)
         except ContractError as err:
             return reject_message(err.reason, err.detail)
-        if self.rules.check_topic:
-            where = parse_events_topic(topic)
-            if where is None or where.agent != batch.agent:
-                return reject_message(
-                    "topic_mismatch", f"batch of agent {batch.agent!r} arrived on topic {topic!r}"
-                )
+        where = parse_events_topic(topic)
+        if self.rules.check_topic and (where is None or where.agent != batch.agent):
+            return reject_message(
+                "topic_mismatch", f"batch of agent {batch.agent!r} arrived on topic {topic!r}"
+            )
+        site = where.site if where is not None else batch.events[0].site
+        out.stored = (site, batch.agent, [e.seq for e in batch.events if e.agent == batch.agent])
         now = self.clock()
         out.lag_s = (now - batch.sent_at).total_seconds()
         limit = now + timedelta(seconds=self.rules.max_future_skew_s)

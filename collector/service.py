@@ -24,6 +24,7 @@ from collector.influx import InfluxWriter, WriterStopped
 from collector.metrics import Metrics
 from collector.mqtt import Consumer, Delivery
 from collector.pipeline import Outcome, Pipeline, Rules
+from collector.rollupqueue import RollupQueue
 from collector.rollups import Rollups
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class _Batch:
     lines: list[str] = field(default_factory=list)
     deliveries: list[Delivery] = field(default_factory=list)
     hours: set[int] = field(default_factory=set)
+    stored: dict[tuple[str, str], list[int]] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
 
 
@@ -64,7 +66,8 @@ class Collector:
         self.ready = asyncio.Event()
         self.writer = InfluxWriter(settings.influx, self.metrics, lambda: self._hard_stop)
         self._hard_stop = False
-        self.rollups = Rollups(self.writer, self.metrics, settings.rollup.debounce_s)
+        self.rollup_queue = RollupQueue(settings.dlq_path)  # the dead letters' file
+        self.rollups = Rollups(self.writer, self.metrics, settings.rollup, self.rollup_queue)
         self.http_port = 0
         self.written = 0
         self._unacked = 0
@@ -86,7 +89,11 @@ class Collector:
             "influx_failing_s": round(failing_for, 1),
             "unacked": self._unacked,
         }
-        return mqtt_ok and failing_for < UNHEALTHY_AFTER_S, detail
+        rollups_ok = True
+        if self.settings.rollup.enabled:
+            rollups_ok, rollup_detail = self.rollups.health()
+            detail.update(rollup_detail)
+        return mqtt_ok and failing_for < UNHEALTHY_AFTER_S and rollups_ok, detail
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -118,13 +125,14 @@ class Collector:
                     try:
                         await asyncio.wait_for(self.rollups.flush(), 10)
                     except TimeoutError:
-                        log.warning("rollups not refreshed at shutdown; the next run redoes them")
+                        log.warning("rollups not refreshed at shutdown; the next start does them")
         finally:
             if self._consumer is not None:
                 self._consumer.stop()
             await status.close()
             await self.writer.aclose()
             self.dlq.close()
+            self.rollup_queue.close()
             log.info("collector stopped", extra={"written": self.written})
 
     async def _drain(
@@ -222,6 +230,9 @@ class Collector:
         batch.lines.extend(outcome.lines)
         batch.deliveries.append(delivery)
         batch.hours |= outcome.hours
+        if outcome.stored is not None:
+            site, agent, seqs = outcome.stored
+            batch.stored.setdefault((site, agent), []).extend(seqs)
 
     def _account(self, outcome: Outcome) -> None:
         m = self.metrics
@@ -270,9 +281,14 @@ class Collector:
                     log.warning("point rejected by influx", extra={"detail": letter.detail[:300]})
             self.written += result.written
             self.metrics.points.inc(result.written)
+            # Durable before the acknowledgements below: a kill -9 from here on leaves
+            # the hours on disk for the next start (see collector/rollupqueue.py).
+            if self.settings.rollup.enabled:
+                self.rollups.touch(batch.hours)
             assert self._consumer is not None
+            if self.settings.mqtt.confirm and batch.stored:
+                self.metrics.confirms.inc(self._consumer.confirm(batch.stored))
             self._consumer.ack(batch.deliveries)
             self._unacked -= len(batch.deliveries)
             self.metrics.unacked.set(self._unacked)
             self.metrics.batch_latency.observe(time.monotonic() - batch.started)
-            self.rollups.touch(batch.hours)

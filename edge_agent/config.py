@@ -69,7 +69,25 @@ class PublishConfig(_Strict):
     batch_max_events: int = Field(default=1000, ge=1, le=MAX_BATCH_EVENTS)
     batch_max_bytes: int = Field(default=512 * 1024, ge=4096, le=MAX_PAYLOAD_BYTES // 2)
     window: int = Field(default=8, ge=1, le=1000)
-    historical_after_s: float = Field(default=5.0, gt=0)
+    historical_after_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="An event older than this when sent (device time against gateway time) "
+        "is flagged historical: alerts ignore it, history counts it.",
+    )
+    confirm_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Events sent but not confirmed stored by a collector within this time "
+        "are sent again (doubling per attempt up to confirm_timeout_max_s).",
+    )
+    confirm_timeout_max_s: float = Field(default=600.0, gt=0)
+    max_unconfirmed_events: int = Field(
+        default=200_000,
+        ge=1,
+        description="Events sent and not yet confirmed, at most; beyond it the agent waits "
+        "(a missing collector must not flood the broker).",
+    )
     signing_key_id: str = Field(default="k1", pattern=r"^[^:]+$")
 
 

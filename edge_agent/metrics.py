@@ -54,7 +54,9 @@ class AgentMetrics:
             registry=r,
         )
         self.outbox_pending = Gauge(
-            "takt_agent_outbox_pending", "Events awaiting PUBACK", registry=r
+            "takt_agent_outbox_pending",
+            "Events in the outbox (not yet confirmed stored by a collector)",
+            registry=r,
         )
         self.outbox_fill = Gauge(
             "takt_agent_outbox_fill_ratio", "Outbox fill (1 = full)", registry=r
@@ -70,6 +72,22 @@ class AgentMetrics:
         )
         self.historical_events = Counter(
             "takt_agent_historical_events", "Events sent late, flagged historical", registry=r
+        )
+        self.confirmed_events = Counter(
+            "takt_agent_confirmed_events",
+            "Events a collector confirmed stored (then deleted from the outbox)",
+            registry=r,
+        )
+        self.unconfirmed_events = Gauge(
+            "takt_agent_unconfirmed_events",
+            "Events sent and not yet confirmed stored",
+            registry=r,
+        )
+        self.resent_events = Counter(
+            "takt_agent_resent_events",
+            "Events sent again: unconfirmed after the timeout, or refused by the broker",
+            ["cause"],
+            registry=r,
         )
         self.inflight = Gauge("takt_agent_inflight_batches", "Batches awaiting PUBACK", registry=r)
         self.broker_connected = Gauge(

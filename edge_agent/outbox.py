@@ -3,7 +3,9 @@
 SQLite in WAL mode. One transaction holds a batch of new events *and* the
 station states (counter baselines, open work intervals) that produced them, so
 a crash at any point either keeps both or neither: no double count, no loss.
-Rows are deleted only when the broker acknowledged the message carrying them.
+Rows are deleted only when a collector confirmed them stored (takt_wire.acks).
+Each row keeps the gateway time at which its event happened (``created``), from
+which the publisher tells live events from historical ones.
 Sequence numbers are strictly increasing per agent and survive restarts.
 """
 
@@ -13,7 +15,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,7 +34,7 @@ CREATE TABLE IF NOT EXISTS dead_letter (id INTEGER PRIMARY KEY, created REAL NOT
 
 
 class Outbox:
-    """Events waiting for a PUBACK, plus the station states they came from."""
+    """Events waiting to be confirmed stored, plus the station states they came from."""
 
     def __init__(
         self,
@@ -79,15 +81,20 @@ class Outbox:
         events: Iterable[Mapping[str, Any]],
         states: Mapping[str, str],
         dead: Iterable[tuple[str, str]] = (),
+        happened: Sequence[float] | None = None,
     ) -> int:
-        """Add events (identity assigned here) and station states in one transaction."""
+        """Add events (identity assigned here) and station states in one transaction.
+
+        ``happened`` is, per event, the gateway time at which it happened (default: now).
+        """
         now = time.time()
         rows = []
         seq = self.last_seq
-        for event in events:
+        for index, event in enumerate(events):
             seq += 1
             body = dict(event, agent=self.agent, boot=self.boot, seq=seq)
-            rows.append((seq, now, json.dumps(body, separators=(",", ":"))))
+            at = now if happened is None else min(now, happened[index])
+            rows.append((seq, at, json.dumps(body, separators=(",", ":"))))
         db = self.db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -130,8 +137,22 @@ class Outbox:
             (after_seq, limit),
         ).fetchall()
 
+    def fetch_range(self, first_seq: int, last_seq: int) -> list[tuple[int, float, str]]:
+        """Pending events in [first_seq, last_seq], oldest first (for a resend)."""
+        return self.db.execute(
+            "SELECT seq, created, body FROM events WHERE seq BETWEEN ? AND ? ORDER BY seq",
+            (first_seq, last_seq),
+        ).fetchall()
+
+    def count(self, first_seq: int, last_seq: int) -> int:
+        """Pending events in [first_seq, last_seq]."""
+        row = self.db.execute(
+            "SELECT count(*) FROM events WHERE seq BETWEEN ? AND ?", (first_seq, last_seq)
+        ).fetchone()
+        return int(row[0])
+
     def acked(self, first_seq: int, last_seq: int) -> int:
-        """Delete the events a PUBACK confirmed."""
+        """Delete the events a collector confirmed stored."""
         deleted = self.db.execute(
             "DELETE FROM events WHERE seq BETWEEN ? AND ?", (first_seq, last_seq)
         ).rowcount

@@ -1,12 +1,19 @@
-"""Outbox → broker: batched QoS 1 publishing with window-based flow control.
+"""Outbox → broker → collector: batched QoS 1 publishing, deleted only when stored.
 
 Many events travel in one takt_wire Batch per MQTT message; at most ``window``
-messages are unacknowledged at a time (paho collapses without flow control,
-see DESIGN.md). An event leaves the outbox only after the PUBACK of the
-message that carried it. Every connection is a fresh paho client with a clean
-session: on reconnect the whole pending backlog is re-sent from the oldest
-event, in order (consumers drop duplicates by identity). Events older than
-``historical_after_s`` when sent are flagged ``historical``.
+messages await their PUBACK at a time (paho collapses without flow control, see
+DESIGN.md). A PUBACK only paces that window: the broker can still lose a message
+it acknowledged (a restart drops ``$share`` subscriptions, a crash what it had
+not saved). An event leaves the outbox only when a collector confirms on
+``takt/v1/<site>/acks/<agent>`` that it is stored (see takt_wire.acks and
+docs/decisions.md). Sent events that are not confirmed in time, or that the
+broker refused (any PUBACK reason but plain success, "no matching subscribers"
+included), are sent again with a growing delay; writes downstream are
+idempotent, so a resend is harmless. Every connection is a fresh paho client
+with a clean session: on reconnect the whole pending backlog is sent again from
+the oldest event, in order. Events whose device time lies more than
+``historical_after_s`` behind the station's clock when sent are flagged
+``historical``.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import json
 import logging
 import ssl
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,17 +32,35 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge_agent.backoff import Backoff
 from edge_agent.config import GatewayConfig
 from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import Outbox
+from takt_wire import ContractError
+from takt_wire.acks import decode_ack
 from takt_wire.signing import SIGNATURE_PROPERTY, sign
-from takt_wire.topics import agent_status_topic, events_topic
+from takt_wire.topics import acks_topic, agent_status_topic, events_topic
 
 log = logging.getLogger(__name__)
 
 _HISTORICAL = ',"historical":true}'
+_REFUSED_RETRY_S = 1.0
+
+
+@dataclass
+class _Sent:
+    """One message's events: [first, last] of the outbox, sent and not yet confirmed."""
+
+    first: int
+    last: int
+    count: int
+    historical: int
+    attempts: int = 0
+    refused: bool = False
+    due: float = 0.0
+    """Monotonic time at which it is sent again unless confirmed before."""
 
 
 class Publisher:
@@ -47,10 +73,14 @@ class Publisher:
         self.boot = boot
         self.topic = events_topic(config.site, config.agent_id)
         self.status_topic = agent_status_topic(config.site, config.agent_id)
+        self.acks_topic = acks_topic(config.site, config.agent_id)
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self.progress = asyncio.Event()
-        self._inflight: dict[int, tuple[int, int, int, int]] = {}
+        self._inflight: dict[int, _Sent] = {}
+        """Awaiting PUBACK, by MQTT message id."""
+        self._waiting: dict[int, _Sent] = {}
+        """PUBACKed (or refused) and awaiting the collector's confirmation, by first seq."""
         self._cursor = -1
         self._session = 0
         self._client: mqtt.Client | None = None
@@ -61,6 +91,13 @@ class Publisher:
     def notify(self) -> None:
         """New events were committed."""
         self._wake.set()
+
+    @property
+    def unconfirmed(self) -> int:
+        """Events sent on this connection and not confirmed stored yet."""
+        return sum(s.count for s in self._inflight.values()) + sum(
+            s.count for s in self._waiting.values()
+        )
 
     # -- one connection -------------------------------------------------
 
@@ -82,20 +119,25 @@ class Publisher:
             )
         client.will_set(self.status_topic, self._status("offline"), qos=1, retain=True)
 
-        def on_connect(_c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        def on_connect(c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+            if not reason.is_failure:
+                # Before any publish: confirmations must find us subscribed.
+                c.subscribe(self.acks_topic, options=SubscribeOptions(qos=1))
             loop.call_soon_threadsafe(self._on_connect, session, not reason.is_failure, str(reason))
 
         def on_disconnect(_c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
             loop.call_soon_threadsafe(self._on_disconnect, session, str(reason))
 
         def on_publish(_c: Any, _u: Any, mid: int, reason: Any, _p: Any) -> None:
-            loop.call_soon_threadsafe(
-                self._on_ack, session, mid, not reason.is_failure, str(reason)
-            )
+            loop.call_soon_threadsafe(self._on_puback, session, mid, reason.value == 0, str(reason))
+
+        def on_message(_c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+            loop.call_soon_threadsafe(self._on_confirm, bytes(msg.payload))
 
         client.on_connect = on_connect
         client.on_disconnect = on_disconnect
         client.on_publish = on_publish
+        client.on_message = on_message
         return client
 
     def _status(self, status: str) -> bytes:
@@ -124,75 +166,154 @@ class Publisher:
         self.metrics.broker_connected.set(0)
         self._lost.set()
 
-    def _on_ack(self, session: int, mid: int, ok: bool, reason: str) -> None:
+    def _on_puback(self, session: int, mid: int, ok: bool, reason: str) -> None:
         if session != self._session:
             return
-        entry = self._inflight.pop(mid, None)
-        if entry is None:
+        sent = self._inflight.pop(mid, None)
+        if sent is None:
             return
-        first, last, count, historical = entry
-        if not ok:
-            log.error(
-                "broker refused batch %d..%d: %s; will resend after reconnect", first, last, reason
+        now = time.monotonic()
+        cfg = self.config.publish
+        sent.refused = not ok
+        if ok:
+            sent.due = now + min(
+                cfg.confirm_timeout_max_s, cfg.confirm_timeout_s * 2**sent.attempts
             )
-            self._lost.set()
+            self.metrics.published_events.inc(sent.count)
+            self.metrics.published_batches.inc()
+            if sent.historical:
+                self.metrics.historical_events.inc(sent.historical)
+        else:
+            # Not delivered, whatever the reason (0x10 "no matching subscribers" included:
+            # the broker dropped it). Keep it and send it again shortly.
+            sent.due = now + min(cfg.confirm_timeout_s, _REFUSED_RETRY_S * 2**sent.attempts)
+            log.warning(
+                "broker did not take batch %d..%d (%s); sending it again in %.1f s",
+                sent.first,
+                sent.last,
+                reason,
+                sent.due - now,
+            )
+        if sent.first in self._waiting:  # a resend of a range still awaited: keep one entry
+            self._waiting[sent.first].due = min(self._waiting[sent.first].due, sent.due)
+        else:
+            self._waiting[sent.first] = sent
+        self._update_gauges()
+        self._wake.set()
+
+    def _on_confirm(self, payload: bytes) -> None:
+        """A collector stored these events: now, and only now, they leave the outbox."""
+        try:
+            ack = decode_ack(payload)
+        except ContractError as err:
+            log.warning("ignored a malformed confirmation: %s", err)
             return
-        self.outbox.acked(first, last)
+        if ack.agent != self.config.agent_id:
+            log.warning("ignored a confirmation for agent %r", ack.agent)
+            return
+        deleted = 0
+        for first, last in ack.ranges:
+            deleted += self.outbox.acked(first, last)
+        if not deleted:
+            return
+        self.metrics.confirmed_events.inc(deleted)
+        self._forget_stored(ack.ranges)
+        self._update_gauges()
         self.progress.set()
-        self.metrics.published_events.inc(count)
-        self.metrics.published_batches.inc()
-        if historical:
-            self.metrics.historical_events.inc(historical)
-        self.metrics.inflight.set(len(self._inflight))
-        self.metrics.outbox_pending.set(self.outbox.pending)
-        self.metrics.outbox_fill.set(self.outbox.fill_ratio)
         if self.outbox.pending == 0 and not self._inflight:
             self._idle.set()
         self._wake.set()
 
-    def _fill(self, client: mqtt.Client) -> None:
+    def _forget_stored(self, ranges: list[tuple[int, int]]) -> None:
+        """Drop the tracking of sent messages whose events are all gone from the outbox."""
+        for table in (self._waiting, self._inflight):
+            for key, sent in list(table.items()):
+                overlaps = any(first <= sent.last and sent.first <= last for first, last in ranges)
+                if overlaps and self.outbox.count(sent.first, sent.last) == 0:
+                    del table[key]
+
+    def _update_gauges(self) -> None:
+        m = self.metrics
+        m.inflight.set(len(self._inflight))
+        m.unconfirmed_events.set(self.unconfirmed)
+        m.outbox_pending.set(self.outbox.pending)
+        m.outbox_fill.set(self.outbox.fill_ratio)
+
+    # -- sending ----------------------------------------------------------
+
+    def _fill(self, client: mqtt.Client) -> bool:
+        """Send what is due again, then new events, within the window; False if publish failed."""
         cfg = self.config.publish
-        while len(self._inflight) < cfg.window:
+        now = time.monotonic()
+        for first, sent in sorted(self._waiting.items()):
+            if len(self._inflight) >= cfg.window:
+                return True
+            if sent.due > now:
+                continue
+            del self._waiting[first]
+            rows = self.outbox.fetch_range(sent.first, sent.last)
+            self.metrics.resent_events.labels("refused" if sent.refused else "unconfirmed").inc(
+                len(rows)
+            )
+            while rows:  # flags can make a resend longer: it may take several messages
+                used = self._send(client, rows, sent.attempts + 1)
+                if not used:
+                    return False
+                rows = rows[used:]
+        while len(self._inflight) < cfg.window and self.unconfirmed < cfg.max_unconfirmed_events:
             rows = self.outbox.fetch(self._cursor, cfg.batch_max_events)
             if not rows:
-                return
-            now = time.time()
-            late = now - cfg.historical_after_s
-            parts: list[str] = []
-            size = 0
-            historical = 0
-            for _seq, created, body in rows:
-                if created < late:
-                    body = body[:-1] + _HISTORICAL
-                    historical += 1
-                if parts and size + len(body) > cfg.batch_max_bytes:
-                    break
-                parts.append(body)
-                size += len(body) + 1
-            used = rows[: len(parts)]
-            sent_at = datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z")
-            payload = (
-                f'{{"v":1,"agent":"{self.config.agent_id}","boot":"{self.boot}",'
-                f'"sent_at":"{sent_at}","events":[{",".join(parts)}]}}'
-            ).encode()
-            properties = None
-            if self._signing_key is not None:
-                properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-                key_id = cfg.signing_key_id
-                properties.UserProperty = [
-                    (SIGNATURE_PROPERTY, sign(payload, key_id, self._signing_key))
-                ]
-            info = client.publish(self.topic, payload, qos=1, properties=properties)
-            if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                log.warning(
-                    "publish failed (%s); waiting for reconnect", mqtt.error_string(info.rc)
-                )
-                self._lost.set()
-                return
-            first, last = used[0][0], used[-1][0]
-            self._inflight[info.mid] = (first, last, len(used), min(historical, len(used)))
-            self._cursor = last
-            self.metrics.inflight.set(len(self._inflight))
+                return True
+            if not self._send(client, rows, 0):
+                return False
+        return True
+
+    def _send(self, client: mqtt.Client, rows: list[tuple[int, float, str]], attempts: int) -> int:
+        """Publish a prefix of rows that fits ``batch_max_bytes`` as one batch message;
+        return how many rows it took (0: the publish failed)."""
+        cfg = self.config.publish
+        now = time.time()
+        late = now - cfg.historical_after_s
+        parts: list[str] = []
+        size = 0
+        historical = 0
+        for _seq, happened, body in rows:
+            flagged = happened < late
+            if flagged:
+                body = body[:-1] + _HISTORICAL
+            if parts and size + len(body) > cfg.batch_max_bytes:
+                break
+            parts.append(body)
+            size += len(body) + 1
+            historical += flagged
+        used = rows[: len(parts)]
+        sent_at = datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z")
+        payload = (
+            f'{{"v":1,"agent":"{self.config.agent_id}","boot":"{self.boot}",'
+            f'"sent_at":"{sent_at}","events":[{",".join(parts)}]}}'
+        ).encode()
+        properties = None
+        if self._signing_key is not None:
+            properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            key_id = cfg.signing_key_id
+            properties.UserProperty = [
+                (SIGNATURE_PROPERTY, sign(payload, key_id, self._signing_key))
+            ]
+        info = client.publish(self.topic, payload, qos=1, properties=properties)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            log.warning("publish failed (%s); waiting for reconnect", mqtt.error_string(info.rc))
+            self._lost.set()
+            return 0
+        first, last = used[0][0], used[-1][0]
+        self._inflight[info.mid] = _Sent(first, last, len(used), historical, attempts)
+        self._cursor = max(self._cursor, last)
+        self._update_gauges()
+        return len(used)
+
+    def _next_due(self) -> float | None:
+        if not self._waiting:
+            return None
+        return max(0.05, min(s.due for s in self._waiting.values()) - time.monotonic())
 
     async def _connection(self, loop: asyncio.AbstractEventLoop) -> bool:
         """One connection's life; True when it got connected at all."""
@@ -200,6 +321,7 @@ class Publisher:
         self._up = asyncio.Event()
         self._lost = asyncio.Event()
         self._inflight.clear()
+        self._waiting.clear()
         self._cursor = -1
         client = self._make_client(self._session, loop)
         broker = self.config.broker
@@ -218,14 +340,17 @@ class Publisher:
             client.publish(self.status_topic, self._status("online"), qos=1, retain=True)
             while not self._lost.is_set():
                 self._wake.clear()
-                self._fill(client)
+                if not self._fill(client):
+                    break
                 if self.outbox.pending == 0 and not self._inflight:
                     self._idle.set()
                 else:
                     self._idle.clear()
                 waiters = [asyncio.ensure_future(e.wait()) for e in (self._wake, self._lost)]
                 try:
-                    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait(
+                        waiters, timeout=self._next_due(), return_when=asyncio.FIRST_COMPLETED
+                    )
                 finally:
                     for waiter in waiters:
                         waiter.cancel()
@@ -235,7 +360,8 @@ class Publisher:
             self.connected = False
             self.metrics.broker_connected.set(0)
             self._inflight.clear()
-            self.metrics.inflight.set(0)
+            self._waiting.clear()
+            self._update_gauges()
             client.disconnect()
             await asyncio.to_thread(client.loop_stop)
             self._client = None
@@ -251,11 +377,11 @@ class Publisher:
             await asyncio.sleep(backoff.next_delay())
 
     async def flush(self, within_s: float) -> bool:
-        """Wait until every committed event is acknowledged (or ``within_s`` passed)."""
+        """Wait until every committed event is confirmed stored (or ``within_s`` passed)."""
         self._wake.set()
         deadline = time.monotonic() + within_s
         while time.monotonic() < deadline:
-            if self.outbox.pending == 0 and not self._inflight:
+            if self.outbox.pending == 0:
                 return True
             self._idle.clear()
             with contextlib.suppress(TimeoutError):

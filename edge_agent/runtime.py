@@ -20,6 +20,7 @@ import yaml
 from pydantic import ValidationError
 
 from edge_agent.attribution import StationInfo, StationState, StationTracker, WorkerResolver
+from edge_agent.clockage import DeviceClocks
 from edge_agent.config import ConfigError, GatewayConfig, load_roster
 from edge_agent.http import serve
 from edge_agent.mapping import RawReading, map_reading
@@ -70,6 +71,7 @@ class Agent:
             self.trackers[station.id] = StationTracker(
                 info, profile, self.resolver, config.work_interval_s, state
             )
+        self.clocks = DeviceClocks()
         self.queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=10_000)
         self.publisher = Publisher(config, self.outbox, self.metrics, self.boot)
         self.sources: list[Source] = build_sources(config, profiles, self.metrics)
@@ -140,6 +142,10 @@ class Agent:
                 reading = map_reading(raw, tracker.profile)
                 produced, notes = tracker.apply(reading, now)
                 dirty.add(raw.station)
+                if tracker.state.clock is not None:  # the clock as the tracker accepted it
+                    self.clocks.observe(
+                        raw.station, tracker.state.clock.timestamp(), now.timestamp()
+                    )
                 m.readings.labels(raw.station).inc()
                 if notes.problems:
                     m.bad_fields.labels(raw.station).inc(len(notes.problems))
@@ -175,7 +181,11 @@ class Agent:
     ) -> None:
         states = {s: self.trackers[s].state.model_dump_json() for s in dirty}
         before = self.outbox.dropped
-        self.outbox.commit(events, states, dead)
+        happened = [
+            self.clocks.happened_at(e["station"], datetime.fromisoformat(e["ts"]).timestamp())
+            for e in events
+        ]
+        self.outbox.commit(events, states, dead, happened)
         m = self.metrics
         for event in events:
             m.events.labels(event["kind"]).inc()

@@ -30,6 +30,11 @@ def agent_status_topic(site: str, agent: str) -> str:
     return f"{ROOT}/{site}/agents/{agent}/status"
 
 
+def acks_topic(site: str, agent: str) -> str:
+    """Where collectors confirm to one agent which of its events are stored (QoS 1)."""
+    return f"{ROOT}/{site}/acks/{agent}"
+
+
 def alerts_topic(site: str, line: str, station: str) -> str:
     """Where the KPI service publishes threshold alerts for supervisors."""
     return f"{ROOT}/{site}/alerts/{line}/{station}"

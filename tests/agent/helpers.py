@@ -21,7 +21,8 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from takt_wire import UNATTRIBUTED, decode_batch
-from takt_wire.topics import events_filter
+from takt_wire.acks import encode_ack, seq_ranges
+from takt_wire.topics import acks_topic, events_filter
 
 T0 = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 CODES = ["E07", "E12"]
@@ -125,9 +126,17 @@ def mqtt_payload(step: Step) -> dict[str, Any]:
 
 
 class EventSubscriber:
-    """Collects the agent's batches (persistent session, QoS 1), dedupes by identity."""
+    """Collects the agent's batches (persistent session, QoS 1), dedupes by identity.
 
-    def __init__(self, port: int, site: str = "plant1", client_id: str = "test-sub") -> None:
+    Like a collector, it confirms what it stored on the agent's acks topic (unless
+    ``confirm=False``): the agent deletes events from its outbox only then.
+    """
+
+    def __init__(
+        self, port: int, site: str = "plant1", client_id: str = "test-sub", confirm: bool = True
+    ) -> None:
+        self.site = site
+        self.confirm = confirm
         self.events: dict[tuple[str, str, int], dict[str, Any]] = {}
         self.duplicates = 0
         self.batches = 0
@@ -159,6 +168,10 @@ class EventSubscriber:
                     self.duplicates += 1
                 else:
                     self.events[key] = event.model_dump(mode="json")
+        if self.confirm:
+            seqs = [e.seq for e in batch.events]
+            for payload in encode_ack(batch.agent, seq_ranges(seqs), "test-sub"):
+                self.client.publish(acks_topic(self.site, batch.agent), payload, qos=1)
 
     def close(self) -> None:
         self.client.disconnect()
