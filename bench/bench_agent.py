@@ -2,7 +2,10 @@
 
 Batched publishing (takt_wire Batch, many events per message, window flow
 control) is compared with one message per event through the same code path
-(batch size 1), in the same run. Memory is the resident set of a real
+(batch size 1), in the same run. Both measure the whole delivery loop: events
+leave the outbox only when a confirmer (standing in for the collector: it reads
+the sequence numbers of each batch and confirms them on the agent's acks topic)
+has confirmed them. Memory is the resident set of a real
 ``takt agent run`` reading 100 simulated MQTT stations.
 """
 
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -25,6 +29,33 @@ from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import Outbox
 from edge_agent.publisher import Publisher
 from takt_cli.localservices import free_port, mosquitto
+from takt_wire.acks import encode_ack, seq_ranges
+from takt_wire.topics import acks_topic, events_topic
+
+_SEQ = re.compile(rb'"seq":(\d+)')
+
+
+class Confirmer:
+    """Confirms every batch of agent ``bench`` as a collector would, at minimal cost."""
+
+    def __init__(self, port: int) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe(events_topic("plant1", "bench"), qos=1)
+        self.client.loop_start()
+
+    def _on_message(self, client: Any, _u: Any, msg: Any) -> None:
+        seqs = [int(m) for m in _SEQ.findall(msg.payload)]
+        for payload in encode_ack("bench", seq_ranges(seqs), "bench-confirmer"):
+            client.publish(acks_topic("plant1", "bench"), payload, qos=1)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
 
 EVENT = {
     "kind": "unit",
@@ -149,8 +180,13 @@ def main() -> dict[str, object]:
         folder = Path(tmp)
         broker = mosquitto(folder / "broker", port=free_port()).start()
         try:
-            batched = asyncio.run(_drain(folder, broker.port, 200_000, 1000, 8))
-            single = asyncio.run(_drain(folder, broker.port, 20_000, 1, 20))
+            confirmer = Confirmer(broker.port)
+            time.sleep(0.5)
+            try:
+                batched = asyncio.run(_drain(folder, broker.port, 200_000, 1000, 8))
+                single = asyncio.run(_drain(folder, broker.port, 20_000, 1, 20))
+            finally:
+                confirmer.close()
             memory = _rss_of_agent(folder, broker.port)
         finally:
             broker.stop()
