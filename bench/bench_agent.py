@@ -57,6 +57,7 @@ class Confirmer:
         self.client.disconnect()
         self.client.loop_stop()
 
+
 EVENT = {
     "kind": "unit",
     "site": "plant1",

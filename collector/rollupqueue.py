@@ -10,11 +10,17 @@ others.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+INT64 = (-(2**63), 2**63 - 1)
+"""InfluxDB (and SQLite) timestamps are signed 64-bit nanoseconds."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rollup_hours (
@@ -53,7 +59,12 @@ class RollupQueue:
     def add(self, hours: Iterable[int], now: float | None = None) -> None:
         """Record writes into ``hours``; a new write makes a failing hour due again."""
         at = time.time() if now is None else now
-        rows = [(int(h), at) for h in hours]
+        rows = []
+        for hour in hours:
+            if INT64[0] <= hour <= INT64[1]:
+                rows.append((int(hour), at))
+            else:  # no point can be stored there, so there is nothing to roll up
+                log.warning("hour outside InfluxDB's time range ignored", extra={"hour_ns": hour})
         if not rows:
             return
         self._db.executemany(

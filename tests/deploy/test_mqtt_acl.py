@@ -58,6 +58,11 @@ def test_each_component_reaches_only_its_topics(
         assert not publish_accepted(collector, "takt/v1/plant1/events/gw-1")
         assert publish_accepted(kpi, "takt/v1/plant1/alerts/L1/S1")
         assert not publish_accepted(agent, "takt/v1/plant1/alerts/L1/S1")  # no forged alerts
+        # Only collectors confirm storage: a forged confirmation would delete events.
+        assert publish_accepted(collector, "takt/v1/plant1/acks/gw-1")
+        assert not publish_accepted(agent, "takt/v1/plant1/acks/gw-1")
+        assert not publish_accepted(devices, "takt/v1/plant1/acks/gw-1")
+        assert not publish_accepted(kpi, "takt/v1/plant1/acks/gw-1")
 
         collector_sees = inbox(collector, "#")
         agent_sees = inbox(agent, "plant/#")
@@ -67,6 +72,9 @@ def test_each_component_reaches_only_its_topics(
         # The collector gets the events only, never device data.
         assert collector_sees.get(timeout=TIMEOUT) == "takt/v1/plant1/events/gw-1"
         assert collector_sees.empty()
+        agent_acks = inbox(agent, "takt/v1/plant1/acks/#")
+        assert publish_accepted(collector, "takt/v1/plant1/acks/gw-1")
+        assert agent_acks.get(timeout=TIMEOUT) == "takt/v1/plant1/acks/gw-1"
     finally:
         for client in clients.values():
             client.disconnect()
