@@ -60,6 +60,7 @@ async def test_a_failing_hour_never_blocks_the_others(
         assert [(hour, attempts) for hour, attempts, _ in failing] == [(LAST_HOUR_NS, 1)]
         assert collector.rollup_queue.stats()[0] == 1
         ok, detail = collector.rollups.health()
+        assert ok, "one pending hour younger than stale_after_s is not stale"
         assert detail["rollup_pending_hours"] == 1
         assert collector.metrics.rollup_failures._value.get() == 1
         # New writes keep being rolled up while the failing hour waits for its retry.
