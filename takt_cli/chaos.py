@@ -96,17 +96,26 @@ class Report:
     drained: bool = False
 
     @property
-    def lossless(self) -> bool:
-        """Nothing lost in transit, nothing stored twice, rollups exact, totals exact."""
+    def transit_lossless(self) -> bool:
+        """Every event the agent made is stored exactly once, and the rollups are exact."""
         return (
             self.drained
             and self.last_seq >= 0
             and not self.missing_seqs
             and not self.duplicate_seqs
             and not self.rollup_diffs
-            and self.units_influx == self.units_ledger
-            and self.defects_influx == self.defects_ledger
         )
+
+    @property
+    def ledger_exact(self) -> bool:
+        """Units and defects by code equal the floor's truth (the devices were all read)."""
+        return (
+            self.units_influx == self.units_ledger and self.defects_influx == self.defects_ledger
+        )
+
+    @property
+    def lossless(self) -> bool:
+        return self.transit_lossless and self.ledger_exact
 
     def lines(self) -> list[str]:
         out = [f"seed {self.seed}: {len(self.faults)} faults"]
@@ -126,7 +135,14 @@ class Report:
         for key, (raw, rollup) in sorted(self.rollup_diffs.items()):
             out.append(f"  rollup {key}: raw {raw}, rollup {rollup}")
         out.append(f"dead letters: {self.dead_letters}; drained: {self.drained}")
-        out.append("LOSSLESS" if self.lossless else "LOSS OR MISMATCH")
+        out.append(
+            "in transit (agent -> InfluxDB, rollups): "
+            + ("nothing lost, nothing twice" if self.transit_lossless else "LOSS")
+        )
+        out.append(
+            "against the ledger (devices -> agent -> InfluxDB): "
+            + ("exact" if self.ledger_exact else "MISMATCH (units not read from a device)")
+        )
         return out
 
 
