@@ -20,6 +20,7 @@ from edge_agent.profile import DeviceProfile, ProfileError, load_profiles
 from takt_wire.batch import MAX_BATCH_EVENTS, MAX_PAYLOAD_BYTES
 from takt_wire.errors import describe_validation_error
 from takt_wire.events import Name
+from takt_wire.signing import key_agent
 
 ENV_PREFIX = "TAKT_AGENT_"
 SECRET_KEYS = {"password", "pseudonym_key", "signing_key", "private_key_password"}
@@ -28,6 +29,10 @@ DEFAULT_PROFILES = Path(__file__).resolve().parent.parent / "device_profiles"
 
 class ConfigError(ValueError):
     """A gateway config that cannot be used; the message names the file and the field."""
+
+
+MIN_SIGNING_KEY_CHARS = 16
+"""An HMAC key shorter than this is guessable; an empty one would sign nothing."""
 
 
 class _Strict(BaseModel):
@@ -70,7 +75,12 @@ class PublishConfig(_Strict):
     batch_max_bytes: int = Field(default=512 * 1024, ge=4096, le=MAX_PAYLOAD_BYTES // 2)
     window: int = Field(default=8, ge=1, le=1000)
     historical_after_s: float = Field(default=5.0, gt=0)
-    signing_key_id: str = Field(default="k1", pattern=r"^[^:]+$")
+    signing_key_id: str = Field(
+        default="",
+        pattern=r"^[^:]*$",
+        description="Key id sent with each signature: '<agent_id>' or '<agent_id>@<label>' "
+        "(consumers refuse a key on another agent's batch); default: the agent id.",
+    )
 
 
 class HttpConfig(_Strict):
@@ -213,6 +223,21 @@ class GatewayConfig(BaseSettings):
             raise ValueError(f"pseudonymise needs the key in env {ENV_PREFIX}PSEUDONYM_KEY")
         if self.signing and self.signing_key is None:
             raise ValueError(f"signing needs the key in env {ENV_PREFIX}SIGNING_KEY")
+        if self.signing and self.signing_key is not None:
+            length = len(self.signing_key.get_secret_value())
+            if length < MIN_SIGNING_KEY_CHARS:
+                raise ValueError(
+                    f"{ENV_PREFIX}SIGNING_KEY has {length} characters; signing needs at least "
+                    f"{MIN_SIGNING_KEY_CHARS} (e.g. python -c 'import secrets; "
+                    "print(secrets.token_urlsafe(32))')"
+                )
+        if not self.publish.signing_key_id:
+            self.publish.signing_key_id = self.agent_id
+        elif key_agent(self.publish.signing_key_id) != self.agent_id:
+            raise ValueError(
+                f"publish.signing_key_id {self.publish.signing_key_id!r} is not bound to agent "
+                f"{self.agent_id!r}: use '{self.agent_id}' or '{self.agent_id}@<label>'"
+            )
         return self
 
 

@@ -34,8 +34,8 @@ REPO = Path(__file__).resolve().parent.parent
 ACL_FILE = REPO / "deploy" / "mosquitto" / "acl"
 MQTT_USERS = ("takt-agent", "takt-collector", "takt-kpi", "takt-devices")
 INFLUX_DB = "takt"
-SIGNING_KEY_ID = "k1"
-"""Key id the agent signs batches with (its `publish.signing_key_id` default)."""
+SIGNING_KEY_LABEL = "k1"
+"""Label of the agent's signing key: its id is ``<agent id>@k1`` (keys are bound to agents)."""
 
 
 class StackError(RuntimeError):
@@ -124,6 +124,16 @@ class LocalStack:
         return self.database
 
     # -- edge agent -------------------------------------------------------------
+    @property
+    def signing_key_id(self) -> str:
+        """The agent's key id, bound to it: the collector refuses it on another agent's batch."""
+        return f"{self.agent_id}@{SIGNING_KEY_LABEL}"
+
+    @property
+    def signing_keys_json(self) -> str:
+        """The consumers' key table (collector and alert engine get the same one)."""
+        return json.dumps({self.signing_key_id: self.secrets.batch_signing_key})
+
     def agent_config(self, stations: Iterable[Mapping[str, Any]], roster: Path) -> Path:
         path = self.workdir / "agent" / "gateway.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -137,7 +147,7 @@ class LocalStack:
                 "reconnect_max_s": 2.0,
             },
             "outbox": {"path": str(path.parent / "outbox.db")},
-            "publish": {"historical_after_s": 5.0, "signing_key_id": SIGNING_KEY_ID},
+            "publish": {"historical_after_s": 5.0, "signing_key_id": self.signing_key_id},
             "http": {"port": self.ports.agent_http},
             "roster": str(roster),
             "signing": True,
@@ -209,9 +219,7 @@ class LocalStack:
         env = {
             "TAKT_COLLECTOR_MQTT__PASSWORD": self.secrets.mqtt["takt-collector"],
             "TAKT_COLLECTOR_INFLUX__PASSWORD": self.secrets.influx_admin,
-            "TAKT_COLLECTOR_VALIDATION__SIGNING_KEYS": json.dumps(
-                {SIGNING_KEY_ID: self.secrets.batch_signing_key}
-            ),
+            "TAKT_COLLECTOR_VALIDATION__SIGNING_KEYS": self.signing_keys_json,
         }
         child = self.group.spawn(
             "collector", takt_command("collector", "run", "--config", str(config)), env
@@ -251,6 +259,9 @@ class LocalStack:
                     "TAKT_ALERTS_MQTT_USERNAME": "takt-kpi",
                     "TAKT_ALERTS_MQTT_PASSWORD": self.secrets.mqtt["takt-kpi"],
                     "TAKT_ALERTS_MQTT_CLIENT_ID": "takt-alerts-demo",
+                    # The engine admits exactly what the collector admits.
+                    "TAKT_ALERTS_REQUIRE_SIGNATURE": "true",
+                    "TAKT_ALERTS_SIGNING_KEYS": self.signing_keys_json,
                 }
             )
         return env
