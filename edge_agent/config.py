@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from edge_agent.attribution import DEFAULT_MAX_AHEAD_S
 from edge_agent.outbox import OnFull
 from edge_agent.profile import DeviceProfile, ProfileError, load_profiles
 from takt_wire.batch import MAX_BATCH_EVENTS, MAX_PAYLOAD_BYTES
@@ -195,7 +196,18 @@ class GatewayConfig(BaseSettings):
         default=None,
         description="Folder of device profiles; default: the profiles shipped with Takt.",
     )
-    work_interval_s: float = Field(default=60.0, gt=0)
+    work_interval_s: float = Field(
+        default=60.0,
+        ge=1.0,
+        le=3600.0,
+        description="Work intervals close on multiples of this period (seconds, 1 to 3600).",
+    )
+    device_clock_max_ahead_s: float = Field(
+        default=DEFAULT_MAX_AHEAD_S,
+        gt=0,
+        description="A reading whose device time is further ahead of the gateway clock is "
+        "refused and counted (takt_agent_clock_outliers); it never moves the station clock.",
+    )
     roster_reload_s: float = Field(
         default=10.0, gt=0, description="How often the roster file is checked for changes."
     )

@@ -67,9 +67,22 @@ class Agent:
             info = StationInfo(
                 config.site, station.line, station.id, station.device or profile.model
             )
-            self.trackers[station.id] = StationTracker(
-                info, profile, self.resolver, config.work_interval_s, state
+            tracker = StationTracker(
+                info,
+                profile,
+                self.resolver,
+                config.work_interval_s,
+                state,
+                max_ahead_s=config.device_clock_max_ahead_s,
             )
+            repaired = tracker.repair(datetime.now(UTC))
+            if repaired:
+                log.warning(
+                    "station %s: saved state was ahead of the gateway clock, repaired: %s",
+                    station.id,
+                    ", ".join(repaired),
+                )
+            self.trackers[station.id] = tracker
         self.queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=10_000)
         self.publisher = Publisher(config, self.outbox, self.metrics, self.boot)
         self.sources: list[Source] = build_sources(config, profiles, self.metrics)
@@ -148,6 +161,9 @@ class Agent:
                     m.stale_fields.labels(raw.station).inc(len(notes.stale_fields))
                 if notes.skewed:
                     m.skewed.labels(raw.station).inc()
+                if notes.clock_outlier:
+                    m.clock_outliers.labels(raw.station).inc()
+                    log.warning("%s: %s", raw.station, notes.clock_outlier)
                 for key, kind in notes.counter_kinds:
                     m.counter_events.labels(raw.station, kind).inc()
                     log.warning("%s: counter %s: %s", raw.station, key, kind)
