@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from edge_agent.attribution import DEFAULT_MAX_AHEAD_S
 from edge_agent.outbox import OnFull
 from edge_agent.profile import DeviceProfile, ProfileError, load_profiles
+from edge_agent.roster import RosterError, load_roster
 from takt_wire.batch import MAX_BATCH_EVENTS, MAX_PAYLOAD_BYTES
 from takt_wire.errors import describe_validation_error
 from takt_wire.events import Name
@@ -337,15 +338,8 @@ def load_config(path: Path) -> tuple[GatewayConfig, dict[str, DeviceProfile]]:
             )
     if config.roster is not None and not config.roster.is_file():
         raise ConfigError(f"{path}: field 'roster': {config.roster} does not exist")
+    try:
+        load_roster(config.roster)
+    except RosterError as err:
+        raise ConfigError(f"{path}: field 'roster': {err}") from None
     return config, profiles
-
-
-def load_roster(path: Path | None) -> dict[str, str]:
-    """badge → worker id, from ``badges:`` in a roster YAML."""
-    if path is None:
-        return {}
-    raw = yaml.safe_load(path.read_text()) or {}
-    badges = raw.get("badges", {}) if isinstance(raw, dict) else None
-    if not isinstance(badges, dict):
-        raise ConfigError(f"{path}: field 'badges' must map badge ids to worker ids")
-    return {str(k): str(v) for k, v in badges.items()}

@@ -16,17 +16,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from edge_agent.attribution import StationInfo, StationState, StationTracker, WorkerResolver
-from edge_agent.config import ConfigError, GatewayConfig, load_roster
+from edge_agent.config import GatewayConfig
 from edge_agent.http import serve
 from edge_agent.mapping import RawReading, map_reading
 from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import Outbox
 from edge_agent.profile import DeviceProfile
 from edge_agent.publisher import Publisher
+from edge_agent.roster import RosterError, load_roster
 from edge_agent.sources import Source, build_sources
 from edge_agent.sources.base import Ack
 from takt_wire import ContractError, decode_event
@@ -251,7 +251,7 @@ class Agent:
             seen = current
             try:
                 roster = load_roster(path)
-            except (OSError, ConfigError, yaml.YAMLError) as err:
+            except RosterError as err:
                 log.error("roster %s not reloaded, keeping the previous one: %s", path, err)
                 continue
             self.resolver.roster = roster

@@ -122,6 +122,9 @@ class _YamlSource(PydanticBaseSettingsSource):
         return data
 
 
+MIN_SECRET_CHARS = 16
+"""A key shorter than this is guessable (API key hashes and pseudonyms depend on it)."""
+
 _SECRET_FIELDS = {"secret_key", "pseudonym_key", "influx_password"}
 
 
@@ -188,10 +191,20 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "secret_key: set TAKT_KPI_SECRET_KEY to a random secret outside development"
                 )
+            if len(secret) < MIN_SECRET_CHARS:
+                raise ValueError(
+                    f"secret_key: TAKT_KPI_SECRET_KEY has {len(secret)} characters; at least "
+                    f"{MIN_SECRET_CHARS} outside development"
+                )
         if self.pseudonymise:
             key = self.pseudonym_key.get_secret_value() if self.pseudonym_key else ""
             if not key or (self.environment != "development" and key == DEFAULT_SECRET):
                 raise ValueError("pseudonym_key: pseudonymise is on; set TAKT_KPI_PSEUDONYM_KEY")
+            if self.environment != "development" and len(key) < MIN_SECRET_CHARS:
+                raise ValueError(
+                    f"pseudonym_key: TAKT_KPI_PSEUDONYM_KEY has {len(key)} characters; at least "
+                    f"{MIN_SECRET_CHARS} outside development"
+                )
         return self
 
     @property
