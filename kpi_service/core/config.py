@@ -160,6 +160,27 @@ class Settings(BaseSettings):
     bands: list[Band] = Field(default_factory=_default_bands)
     max_page_size: int = Field(default=500, ge=1, le=10_000)
     max_evidence_rows: int = Field(default=5_000, ge=1, le=100_000)
+    max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        le=64 * 1_048_576,
+        description="Largest request body accepted (413 beyond); read only after the key "
+        "was checked.",
+    )
+    max_buckets: int = Field(
+        default=2_500,
+        ge=1,
+        le=100_000,
+        description="Calendar buckets one KPI request may ask for (422 beyond, before "
+        "anything is fetched): a year by shift, or about three months by hour.",
+    )
+    max_rows: int = Field(
+        default=200_000,
+        ge=1,
+        le=10_000_000,
+        description="KPI rows (entities x buckets) one request may compute (422 beyond, "
+        "checked before computing).",
+    )
 
     @classmethod
     def settings_customise_sources(
