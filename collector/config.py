@@ -19,6 +19,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from takt_wire.errors import describe_validation_error
 
+MIN_SIGNING_KEY_CHARS = 16
+"""An HMAC key shorter than this is guessable (the agent refuses to sign with one too)."""
+
 ENV_PREFIX = "TAKT_COLLECTOR_"
 SECRET_FIELDS = (
     ("mqtt", "password"),
@@ -94,6 +97,15 @@ class ValidationSettings(_Section):
     def _keys_when_required(self) -> ValidationSettings:
         if self.require_signature and not self.signing_keys:
             raise ValueError("require_signature needs signing_keys (from the environment)")
+        short = sorted(
+            key_id
+            for key_id, key in self.signing_keys.items()
+            if len(key.get_secret_value()) < MIN_SIGNING_KEY_CHARS
+        )
+        if short:
+            raise ValueError(
+                f"signing keys {short} are shorter than {MIN_SIGNING_KEY_CHARS} characters"
+            )
         return self
 
 

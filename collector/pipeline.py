@@ -1,8 +1,8 @@
 """From one MQTT message to line-protocol lines and dead letters: pure, no I/O.
 
-Order of checks: size and signature on the raw bytes (cheap, and a forged
-payload is never parsed), then the wire contract in one pydantic-core pass, then
-the topic, then per event: future timestamp, known station, duplicate. A bad
+Admission (size, signature bound to the agent, contract, topic and identity of
+every event, time window) is :func:`takt_wire.admission.admit`, the check the
+alert engine applies too; then per event: known station, duplicate. A bad
 message is dead-lettered whole; a bad event alone, with the rest written.
 """
 
@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from collector.dedupe import SeqTracker
 from collector.dlq import DeadLetter
 from collector.lineproto import Formatter, UnrepresentableError, epoch_us
-from takt_wire import MAX_PAYLOAD_BYTES, ContractError, Event, decode_batch
-from takt_wire.signing import SIGNATURE_PROPERTY, verify
+from takt_wire import ContractError, Event
+from takt_wire.admission import DEFAULT_MAX_FUTURE_S, DEFAULT_MAX_PAST_S, Policy, admit
 from takt_wire.topics import parse_events_topic
 
 log = logging.getLogger(__name__)
@@ -57,10 +57,21 @@ class Outcome:
 class Rules:
     """Validation knobs (see config.ValidationSettings)."""
 
-    max_future_skew_s: float = 300.0
+    max_future_skew_s: float = DEFAULT_MAX_FUTURE_S
     stations: frozenset[str] | None = None
     signing_keys: Mapping[str, bytes] | None = None
     check_topic: bool = True
+    max_past_s: float | None = DEFAULT_MAX_PAST_S
+
+    @property
+    def policy(self) -> Policy:
+        """The shared admission policy these rules describe (the alert engine uses the same)."""
+        return Policy(
+            signing_keys=self.signing_keys,
+            check_topic=self.check_topic,
+            max_future_s=self.max_future_skew_s,
+            max_past_s=self.max_past_s,
+        )
 
 
 class Pipeline:
@@ -76,43 +87,31 @@ class Pipeline:
         self.tracker = tracker or SeqTracker()
         self.clock = clock
         self.formatter = Formatter()
+        self.policy = rules.policy
 
     def process(
         self, topic: str, payload: bytes, properties: Mapping[str, object] | None = None
     ) -> Outcome:
         props = dict(properties or {})
         out = Outcome()
-
-        def reject_message(reason: str, detail: str) -> Outcome:
-            out.rejected.append(DeadLetter("message", reason, detail, topic, payload, props))
-            return out
-
-        if len(payload) > MAX_PAYLOAD_BYTES:
-            return reject_message("oversized", f"payload of {len(payload)} bytes")
-        if self.rules.signing_keys is not None:
-            signature = props.get(SIGNATURE_PROPERTY)
-            try:
-                verify(
-                    payload,
-                    signature if isinstance(signature, str) else None,
-                    self.rules.signing_keys,
-                )
-            except ContractError as err:
-                return reject_message(err.reason, err.detail)
-        try:
-            batch = decode_batch(payload)
-        except ContractError as err:
-            return reject_message(err.reason, err.detail)
-        where = parse_events_topic(topic)
-        if self.rules.check_topic and (where is None or where.agent != batch.agent):
-            return reject_message(
-                "topic_mismatch", f"batch of agent {batch.agent!r} arrived on topic {topic!r}"
-            )
-        site = where.site if where is not None else batch.events[0].site
-        out.stored = (site, batch.agent, [e.seq for e in batch.events if e.agent == batch.agent])
         now = self.clock()
+        try:
+            admitted = admit(topic, payload, props, self.policy, now)
+        except ContractError as err:
+            out.rejected.append(
+                DeadLetter("message", err.reason, err.detail, topic, payload, props)
+            )
+            return out
+        batch = admitted.batch
+        on_topic = parse_events_topic(topic)
+        site = on_topic.site if on_topic is not None else batch.events[0].site
+        out.stored = (site, batch.agent, [e.seq for e in batch.events if e.agent == batch.agent])
         out.lag_s = (now - batch.sent_at).total_seconds()
-        limit = now + timedelta(seconds=self.rules.max_future_skew_s)
+        out.events = len(batch.events)
+        for refused in admitted.refused:
+            out.rejected.append(
+                _event_letter(refused.event, refused.reason, refused.detail, topic, props)
+            )
         stations = self.rules.stations
         tracker = self.tracker
         lines = out.lines
@@ -120,15 +119,17 @@ class Pipeline:
         stream = None
         agent = boot = ""
         last_hour = -1
-        out.events = len(batch.events)
-        limit_us = epoch_us(limit)
-        for event in batch.events:
-            ts_us = epoch_us(event.ts)  # one conversion serves the skew check and the key
-            if ts_us > limit_us or (
+        for event in admitted.events:
+            if (
                 stations is not None
                 and f"{event.site}/{event.line}/{event.station}" not in stations
             ):
-                out.rejected.append(self._reject_event(event, limit, topic, props))
+                where = f"{event.site}/{event.line}/{event.station}"
+                out.rejected.append(
+                    _event_letter(
+                        event, "unknown_station", f"station {where} is not registered", topic, props
+                    )
+                )
                 continue
             if stream is None or event.agent != agent or event.boot != boot:
                 agent, boot = event.agent, event.boot
@@ -147,7 +148,7 @@ class Pipeline:
                 if verdict.gap:
                     out.gaps.append(Gap(agent, boot, seq - verdict.gap - 1, verdict.gap))
             try:
-                ts = format_event(event, lines, ts_us)
+                ts = format_event(event, lines, epoch_us(event.ts))
             except UnrepresentableError as err:
                 out.rejected.append(_event_letter(event, "unrepresentable", str(err), topic, props))
                 continue
@@ -157,17 +158,6 @@ class Pipeline:
                     out.hours.add(hour)
                     last_hour = hour
         return out
-
-    def _reject_event(
-        self, event: Event, limit: datetime, topic: str, props: dict[str, object]
-    ) -> DeadLetter:
-        if event.ts > limit:
-            detail = f"ts {event.ts.isoformat()} is after {limit.isoformat()}"
-            return _event_letter(event, "future_timestamp", detail, topic, props)
-        where = f"{event.site}/{event.line}/{event.station}"
-        return _event_letter(
-            event, "unknown_station", f"station {where} is not registered", topic, props
-        )
 
 
 def _event_letter(

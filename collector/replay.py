@@ -17,7 +17,7 @@ from paho.mqtt.properties import Properties
 from collector.config import CollectorSettings
 from collector.dlq import DeadLetter, DeadLetterStore
 from takt_wire import Batch, decode_event, encode_batch
-from takt_wire.signing import SIGNATURE_PROPERTY, sign
+from takt_wire.signing import SIGNATURE_PROPERTY, key_agent, sign
 from takt_wire.topics import events_topic
 
 
@@ -31,16 +31,23 @@ def republication(letter: DeadLetter, settings: CollectorSettings) -> tuple[str,
     batch = Batch(agent=event.agent, boot=event.boot, sent_at=datetime.now(UTC), events=[event])
     payload = encode_batch(batch)
     signature = None
-    if keys:
-        key_id, key = next(iter(keys.items()))
+    # Keys are bound to agents: sign with one of the event's own agent (none: unsigned,
+    # and a collector requiring signatures dead-letters it again).
+    own = [(key_id, key) for key_id, key in keys.items() if key_agent(key_id) == event.agent]
+    if own:
+        key_id, key = own[0]
         signature = sign(payload, key_id, key.get_secret_value().encode())
     return events_topic(event.site, event.agent), payload, signature
 
 
 def replay(store: DeadLetterStore, settings: CollectorSettings, letters: list[DeadLetter]) -> int:
-    """Replay ``letters``; return how many were accepted downstream and marked."""
-    points = [letter for letter in letters if letter.kind == "point"]
-    wire = [letter for letter in letters if letter.kind != "point"]
+    """Replay ``letters``; return how many were accepted downstream and marked.
+
+    A letter whose payload was stored truncated cannot be replayed and is skipped.
+    """
+    whole = [letter for letter in letters if not letter.truncated]
+    points = [letter for letter in whole if letter.kind == "point"]
+    wire = [letter for letter in whole if letter.kind != "point"]
     done: list[int] = []
     if points:
         done += _write_points(settings, points)

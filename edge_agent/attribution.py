@@ -15,7 +15,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -56,6 +56,8 @@ class Notes:
     counter_kinds: list[tuple[str, str]] = field(default_factory=list)
     stale_fields: list[str] = field(default_factory=list)
     skewed: bool = False
+    clock_outlier: str | None = None
+    """Why the reading was refused whole: its device time was too far ahead of the gateway's."""
     problems: list[str] = field(default_factory=list)
 
 
@@ -82,7 +84,12 @@ class WorkerResolver:
 
 
 MAX_CLOSES_PER_CALL = 24 * 60
-"""A device silent for longer than a day gets one long interval after a day of minutes."""
+"""Work intervals closed by one reading or tick at most: a day of minutes. The station
+clock never runs ahead of the gateway's by more than the tolerance, so catching up
+after a silent device is bounded by real elapsed time as well."""
+
+DEFAULT_MAX_AHEAD_S = 300.0
+"""A device clock more than five minutes ahead of the gateway's is wrong, not early."""
 
 
 def _next_boundary(after: datetime, period_s: float) -> datetime:
@@ -106,11 +113,13 @@ class StationTracker:
         resolve: Callable[[str], str],
         work_interval_s: float = 60.0,
         state: StationState | None = None,
+        max_ahead_s: float = DEFAULT_MAX_AHEAD_S,
     ) -> None:
         self.info = info
         self.profile = profile
         self.resolve = resolve
         self.work_interval_s = work_interval_s
+        self.max_ahead_s = max_ahead_s
         self.state = state or StationState()
         spec = profile.signals.state
         self._excused = set(spec.excused) if spec and spec.excused is not None else None
@@ -209,16 +218,52 @@ class StationTracker:
             events += self._close(boundary)
         return events
 
+    def repair(self, gateway_now: datetime) -> list[str]:
+        """Undo a station clock poisoned by a far-future reading (saved by older versions).
+
+        Times beyond the tolerance are forgotten: the clock and an open interval's
+        start restart at the next reading's time, per-field times (which would make
+        every later value "stale") are dropped. Counter baselines are kept, so the
+        next reading counts the units made meanwhile exactly once. Returns what was
+        repaired (for the log).
+        """
+        st = self.state
+        limit = gateway_now + timedelta(seconds=self.max_ahead_s)
+        repaired: list[str] = []
+        if st.clock is not None and st.clock > limit:
+            repaired.append(f"clock {_iso(st.clock)}")
+            st.clock = None
+        if st.interval_start is not None and st.interval_start > limit:
+            repaired.append(f"interval start {_iso(st.interval_start)}")
+            st.interval_start = None
+        for key, ts in list(st.field_ts.items()):
+            if ts > limit:
+                repaired.append(f"{key} time {_iso(ts)}")
+                del st.field_ts[key]
+        return repaired
+
     def apply(self, reading: Reading, gateway_now: datetime) -> tuple[list[dict[str, Any]], Notes]:
         notes = Notes(problems=list(reading.problems))
         st = self.state
         ts = reading.ts or gateway_now
+        ahead = (ts - gateway_now).total_seconds()
+        if ahead > self.max_ahead_s:
+            # One bad frame must not move the station clock: everything after it would
+            # be "stale" and never counted. Counters are cumulative, so the units of
+            # this reading are counted by the next one with a sane time (pulses are lost).
+            notes.clock_outlier = (
+                f"device time {_iso(ts)} is {ahead:.0f} s ahead of the gateway's "
+                f"(tolerance {self.max_ahead_s:.0f} s): reading refused"
+            )
+            return [], notes
         if st.clock is not None and ts < st.clock:
             notes.skewed = True
             at = st.clock
         else:
             at = ts
             st.clock = ts
+        if st.worker is not None and st.interval_start is None:
+            st.interval_start = at  # reopened after a repair: the first sane reading
         worker_now = st.worker or UNATTRIBUTED
         events: list[dict[str, Any]] = []
         signals = self.profile.signals

@@ -15,11 +15,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from edge_agent.attribution import DEFAULT_MAX_AHEAD_S
 from edge_agent.outbox import OnFull
 from edge_agent.profile import DeviceProfile, ProfileError, load_profiles
+from edge_agent.roster import RosterError, load_roster
 from takt_wire.batch import MAX_BATCH_EVENTS, MAX_PAYLOAD_BYTES
 from takt_wire.errors import describe_validation_error
 from takt_wire.events import Name
+from takt_wire.signing import key_agent
 
 ENV_PREFIX = "TAKT_AGENT_"
 SECRET_KEYS = {"password", "pseudonym_key", "signing_key", "private_key_password"}
@@ -28,6 +31,10 @@ DEFAULT_PROFILES = Path(__file__).resolve().parent.parent / "device_profiles"
 
 class ConfigError(ValueError):
     """A gateway config that cannot be used; the message names the file and the field."""
+
+
+MIN_SIGNING_KEY_CHARS = 16
+"""An HMAC key shorter than this is guessable; an empty one would sign nothing."""
 
 
 class _Strict(BaseModel):
@@ -88,7 +95,12 @@ class PublishConfig(_Strict):
         description="Events sent and not yet confirmed, at most; beyond it the agent waits "
         "(a missing collector must not flood the broker).",
     )
-    signing_key_id: str = Field(default="k1", pattern=r"^[^:]+$")
+    signing_key_id: str = Field(
+        default="",
+        pattern=r"^[^:]*$",
+        description="Key id sent with each signature: '<agent_id>' or '<agent_id>@<label>' "
+        "(consumers refuse a key on another agent's batch); default: the agent id.",
+    )
 
 
 class HttpConfig(_Strict):
@@ -203,7 +215,18 @@ class GatewayConfig(BaseSettings):
         default=None,
         description="Folder of device profiles; default: the profiles shipped with Takt.",
     )
-    work_interval_s: float = Field(default=60.0, gt=0)
+    work_interval_s: float = Field(
+        default=60.0,
+        ge=1.0,
+        le=3600.0,
+        description="Work intervals close on multiples of this period (seconds, 1 to 3600).",
+    )
+    device_clock_max_ahead_s: float = Field(
+        default=DEFAULT_MAX_AHEAD_S,
+        gt=0,
+        description="A reading whose device time is further ahead of the gateway clock is "
+        "refused and counted (takt_agent_clock_outliers); it never moves the station clock.",
+    )
     roster_reload_s: float = Field(
         default=10.0, gt=0, description="How often the roster file is checked for changes."
     )
@@ -231,6 +254,21 @@ class GatewayConfig(BaseSettings):
             raise ValueError(f"pseudonymise needs the key in env {ENV_PREFIX}PSEUDONYM_KEY")
         if self.signing and self.signing_key is None:
             raise ValueError(f"signing needs the key in env {ENV_PREFIX}SIGNING_KEY")
+        if self.signing and self.signing_key is not None:
+            length = len(self.signing_key.get_secret_value())
+            if length < MIN_SIGNING_KEY_CHARS:
+                raise ValueError(
+                    f"{ENV_PREFIX}SIGNING_KEY has {length} characters; signing needs at least "
+                    f"{MIN_SIGNING_KEY_CHARS} (e.g. python -c 'import secrets; "
+                    "print(secrets.token_urlsafe(32))')"
+                )
+        if not self.publish.signing_key_id:
+            self.publish.signing_key_id = self.agent_id
+        elif key_agent(self.publish.signing_key_id) != self.agent_id:
+            raise ValueError(
+                f"publish.signing_key_id {self.publish.signing_key_id!r} is not bound to agent "
+                f"{self.agent_id!r}: use '{self.agent_id}' or '{self.agent_id}@<label>'"
+            )
         return self
 
 
@@ -318,15 +356,8 @@ def load_config(path: Path) -> tuple[GatewayConfig, dict[str, DeviceProfile]]:
             )
     if config.roster is not None and not config.roster.is_file():
         raise ConfigError(f"{path}: field 'roster': {config.roster} does not exist")
+    try:
+        load_roster(config.roster)
+    except RosterError as err:
+        raise ConfigError(f"{path}: field 'roster': {err}") from None
     return config, profiles
-
-
-def load_roster(path: Path | None) -> dict[str, str]:
-    """badge → worker id, from ``badges:`` in a roster YAML."""
-    if path is None:
-        return {}
-    raw = yaml.safe_load(path.read_text()) or {}
-    badges = raw.get("badges", {}) if isinstance(raw, dict) else None
-    if not isinstance(badges, dict):
-        raise ConfigError(f"{path}: field 'badges' must map badge ids to worker ids")
-    return {str(k): str(v) for k, v in badges.items()}

@@ -29,6 +29,12 @@ class AgentMetrics:
             ["station"],
             registry=r,
         )
+        self.clock_outliers = Counter(
+            "takt_agent_clock_outliers",
+            "Readings refused because the device time was too far ahead of the gateway's",
+            ["station"],
+            registry=r,
+        )
         self.counter_events = Counter(
             "takt_agent_counter_anomalies",
             "Counter rollovers, device restarts and jumps",

@@ -16,18 +16,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from edge_agent.attribution import StationInfo, StationState, StationTracker, WorkerResolver
 from edge_agent.clockage import DeviceClocks
-from edge_agent.config import ConfigError, GatewayConfig, load_roster
+from edge_agent.config import GatewayConfig
 from edge_agent.http import serve
 from edge_agent.mapping import RawReading, map_reading
 from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import Outbox
 from edge_agent.profile import DeviceProfile
 from edge_agent.publisher import Publisher
+from edge_agent.roster import RosterError, load_roster
 from edge_agent.sources import Source, build_sources
 from edge_agent.sources.base import Ack
 from takt_wire import ContractError, decode_event
@@ -68,9 +68,22 @@ class Agent:
             info = StationInfo(
                 config.site, station.line, station.id, station.device or profile.model
             )
-            self.trackers[station.id] = StationTracker(
-                info, profile, self.resolver, config.work_interval_s, state
+            tracker = StationTracker(
+                info,
+                profile,
+                self.resolver,
+                config.work_interval_s,
+                state,
+                max_ahead_s=config.device_clock_max_ahead_s,
             )
+            repaired = tracker.repair(datetime.now(UTC))
+            if repaired:
+                log.warning(
+                    "station %s: saved state was ahead of the gateway clock, repaired: %s",
+                    station.id,
+                    ", ".join(repaired),
+                )
+            self.trackers[station.id] = tracker
         self.clocks = DeviceClocks()
         self.queue: asyncio.Queue[Item] = asyncio.Queue(maxsize=10_000)
         self.publisher = Publisher(config, self.outbox, self.metrics, self.boot)
@@ -154,6 +167,9 @@ class Agent:
                     m.stale_fields.labels(raw.station).inc(len(notes.stale_fields))
                 if notes.skewed:
                     m.skewed.labels(raw.station).inc()
+                if notes.clock_outlier:
+                    m.clock_outliers.labels(raw.station).inc()
+                    log.warning("%s: %s", raw.station, notes.clock_outlier)
                 for key, kind in notes.counter_kinds:
                     m.counter_events.labels(raw.station, kind).inc()
                     log.warning("%s: counter %s: %s", raw.station, key, kind)
@@ -245,7 +261,7 @@ class Agent:
             seen = current
             try:
                 roster = load_roster(path)
-            except (OSError, ConfigError, yaml.YAMLError) as err:
+            except RosterError as err:
                 log.error("roster %s not reloaded, keeping the previous one: %s", path, err)
                 continue
             self.resolver.roster = roster

@@ -11,7 +11,9 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import Scope
 
+from kpi_service.api.guard import RequestGuard
 from kpi_service.api.main import api_router
 from kpi_service.core.apikeys import KeyStore
 from kpi_service.core.audit import AuditLog
@@ -71,4 +73,13 @@ def create_app(
         return {"status": "ok"}
 
     app.include_router(api_router)
+    app.add_middleware(
+        RequestGuard, max_body_bytes=settings.max_body_bytes, is_valid_key=_known_key
+    )
     return app
+
+
+def _known_key(scope: Scope, key: str) -> bool:
+    """Whether ``key`` is a valid API key of the app serving ``scope`` (scopes come later)."""
+    store: KeyStore = scope["app"].state.keys
+    return store.lookup(key) is not None

@@ -109,9 +109,7 @@ class Report:
     @property
     def ledger_exact(self) -> bool:
         """Units and defects by code equal the floor's truth (the devices were all read)."""
-        return (
-            self.units_influx == self.units_ledger and self.defects_influx == self.defects_ledger
-        )
+        return self.units_influx == self.units_ledger and self.defects_influx == self.defects_ledger
 
     @property
     def lossless(self) -> bool:

@@ -155,6 +155,9 @@ class Mosquitto(LocalService):
     users: dict[str, str] = field(default_factory=dict)
     max_queued_messages: int = 2_000_000
     extra_config: str = ""
+    max_packet_size: int = 0
+    """Largest packet the broker accepts (0: no limit, so tests can send consumers an
+    oversized payload); the local stack sets the production limit."""
 
     @property
     def url(self) -> str:
@@ -169,7 +172,7 @@ class Mosquitto(LocalService):
             "autosave_interval 1",
             f"max_queued_messages {self.max_queued_messages}",
             "max_inflight_messages 0",
-            "message_size_limit 0",
+            *([f"max_packet_size {self.max_packet_size}"] if self.max_packet_size else []),
             "log_type error",
             "log_type warning",
             "log_type notice",
@@ -303,6 +306,7 @@ def mosquitto(
     port: int | None = None,
     users: dict[str, str] | None = None,
     extra_config: str = "",
+    max_packet_size: int = 0,
 ) -> Mosquitto:
     """A Mosquitto (not yet started) in ``workdir`` on ``port`` or a free one."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -312,6 +316,7 @@ def mosquitto(
         port=port or free_port(),
         users=users or {},
         extra_config=extra_config,
+        max_packet_size=max_packet_size,
     )
 
 

@@ -33,9 +33,12 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parent.parent
 ACL_FILE = REPO / "deploy" / "mosquitto" / "acl"
 MQTT_USERS = ("takt-agent", "takt-collector", "takt-kpi", "takt-devices")
+"""Service accounts; each gateway also has its own user, named like its agent id."""
+MAX_PACKET_SIZE = 1_114_112
+"""The broker's packet limit, as in deploy/mosquitto/mosquitto.conf (a 1 MiB batch + headers)."""
 INFLUX_DB = "takt"
-SIGNING_KEY_ID = "k1"
-"""Key id the agent signs batches with (its `publish.signing_key_id` default)."""
+SIGNING_KEY_LABEL = "k1"
+"""Label of the agent's signing key: its id is ``<agent id>@k1`` (keys are bound to agents)."""
 
 
 class StackError(RuntimeError):
@@ -52,6 +55,8 @@ class StackSecrets:
     """Per-run secrets; nothing here is ever written to disk except hashed by the services."""
 
     mqtt: Mapping[str, str]
+    agent_mqtt: str
+    """The gateway's own MQTT password (its user is its agent id)."""
     influx_admin: str
     kpi_secret: str
     batch_signing_key: str
@@ -60,6 +65,7 @@ class StackSecrets:
     def generate(cls) -> StackSecrets:
         return cls(
             mqtt={user: secrets.token_urlsafe(16) for user in MQTT_USERS},
+            agent_mqtt=secrets.token_urlsafe(16),
             influx_admin=secrets.token_urlsafe(16),
             kpi_secret=secrets.token_urlsafe(32),
             batch_signing_key=secrets.token_urlsafe(32),
@@ -104,8 +110,9 @@ class LocalStack:
     def start_services(self) -> tuple[Mosquitto, Influxd]:
         broker = mosquitto(
             self.workdir / "mosquitto",
-            users=dict(self.secrets.mqtt),
+            users={**self.secrets.mqtt, self.agent_id: self.secrets.agent_mqtt},
             extra_config=f"acl_file {ACL_FILE}\n",
+            max_packet_size=MAX_PACKET_SIZE,
         )
         database = influxd(self.workdir / "influxd", admin=("admin", self.secrets.influx_admin))
         self.group.add_service(broker)
@@ -124,6 +131,16 @@ class LocalStack:
         return self.database
 
     # -- edge agent -------------------------------------------------------------
+    @property
+    def signing_key_id(self) -> str:
+        """The agent's key id, bound to it: the collector refuses it on another agent's batch."""
+        return f"{self.agent_id}@{SIGNING_KEY_LABEL}"
+
+    @property
+    def signing_keys_json(self) -> str:
+        """The consumers' key table (collector and alert engine get the same one)."""
+        return json.dumps({self.signing_key_id: self.secrets.batch_signing_key})
+
     def agent_config(self, stations: Iterable[Mapping[str, Any]], roster: Path) -> Path:
         path = self.workdir / "agent" / "gateway.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -133,11 +150,11 @@ class LocalStack:
             "broker": {
                 "host": "127.0.0.1",
                 "port": self._broker().port,
-                "username": "takt-agent",
+                "username": self.agent_id,  # its own user: the ACL lets it write only its topics
                 "reconnect_max_s": 2.0,
             },
             "outbox": {"path": str(path.parent / "outbox.db")},
-            "publish": {"historical_after_s": 5.0, "signing_key_id": SIGNING_KEY_ID},
+            "publish": {"historical_after_s": 5.0, "signing_key_id": self.signing_key_id},
             "http": {"port": self.ports.agent_http},
             "roster": str(roster),
             "signing": True,
@@ -171,7 +188,7 @@ class LocalStack:
     def start_agent(self, stations: Iterable[Mapping[str, Any]], roster: Path) -> Child:
         config = self.agent_config(stations, roster)
         env = {
-            "TAKT_AGENT_BROKER__PASSWORD": self.secrets.mqtt["takt-agent"],
+            "TAKT_AGENT_BROKER__PASSWORD": self.secrets.agent_mqtt,
             DEVICE_PASSWORD_ENV: self.secrets.mqtt["takt-agent"],
             "TAKT_AGENT_SIGNING_KEY": self.secrets.batch_signing_key,
         }
@@ -209,9 +226,7 @@ class LocalStack:
         env = {
             "TAKT_COLLECTOR_MQTT__PASSWORD": self.secrets.mqtt["takt-collector"],
             "TAKT_COLLECTOR_INFLUX__PASSWORD": self.secrets.influx_admin,
-            "TAKT_COLLECTOR_VALIDATION__SIGNING_KEYS": json.dumps(
-                {SIGNING_KEY_ID: self.secrets.batch_signing_key}
-            ),
+            "TAKT_COLLECTOR_VALIDATION__SIGNING_KEYS": self.signing_keys_json,
         }
         child = self.group.spawn(
             "collector", takt_command("collector", "run", "--config", str(config)), env
@@ -251,6 +266,9 @@ class LocalStack:
                     "TAKT_ALERTS_MQTT_USERNAME": "takt-kpi",
                     "TAKT_ALERTS_MQTT_PASSWORD": self.secrets.mqtt["takt-kpi"],
                     "TAKT_ALERTS_MQTT_CLIENT_ID": "takt-alerts-demo",
+                    # The engine admits exactly what the collector admits.
+                    "TAKT_ALERTS_REQUIRE_SIGNATURE": "true",
+                    "TAKT_ALERTS_SIGNING_KEYS": self.signing_keys_json,
                 }
             )
         return env

@@ -12,6 +12,9 @@ Reason = Literal[
     "invalid",
     "oversized",
     "bad_signature",
+    "topic_mismatch",
+    "agent_mismatch",
+    "boot_mismatch",
 ]
 
 

@@ -9,6 +9,7 @@ so that duplicates can be dropped and gaps seen.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -16,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
     field_validator,
     model_validator,
 )
@@ -39,9 +41,35 @@ Name = Annotated[
 ]
 """Identifier safe as an MQTT topic level and an InfluxDB tag value (no spaces, '/', '+', '#')."""
 
-UtcTime = AwareDatetime
-"""Timestamps must carry a zone (e.g. '2026-11-23T08:00:00Z'); checked in pydantic-core."""
-Seconds = Annotated[float, Field(ge=0.0, le=31 * 24 * 3600.0, allow_inf_nan=False)]
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+"""Event times lie in [EARLIEST, LATEST): anything outside is a broken clock, not production.
+
+The window is part of the contract (not a consumer's setting) because every
+consumer must be able to store and roll up what the contract admits; InfluxDB
+cannot store times before 1677 or after 2262.
+"""
+
+MAX_SEQ = 2**53 - 1
+"""Largest sequence number: exact in every JSON implementation (and in an InfluxDB integer)."""
+
+
+UtcTime = Annotated[
+    AwareDatetime,
+    Field(
+        ge=EARLIEST,
+        lt=LATEST,
+        json_schema_extra={
+            "formatMinimum": "2000-01-01T00:00:00Z",
+            "formatExclusiveMaximum": "2100-01-01T00:00:00Z",
+        },
+    ),
+]
+"""Timestamps carry a zone (e.g. '2026-11-23T08:00:00Z') and lie within [2000, 2100)."""
+StrictCount = Annotated[int, Strict()]
+"""An integer as a JSON number: no "7", no true, no 7.0."""
+Seconds = Annotated[float, Strict(), Field(ge=0.0, le=31 * 24 * 3600.0, allow_inf_nan=False)]
+"""A JSON number (an integer is fine; a string or Boolean is refused)."""
 Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 
 
@@ -62,8 +90,10 @@ class EventBase(BaseModel):
     ts: UtcTime = Field(description="Event time (UTC): when it happened on the line.")
     agent: Name = Field(description="Edge agent that produced the event.")
     boot: Name = Field(description="Agent boot id: a new value after each start of the agent.")
-    seq: int = Field(ge=0, description="Sequence number, strictly increasing per agent.")
-    historical: bool = Field(
+    seq: StrictCount = Field(
+        ge=0, le=MAX_SEQ, description="Sequence number, strictly increasing per agent."
+    )
+    historical: Annotated[bool, Strict()] = Field(
         default=False,
         description="True when the event is replayed from a backlog rather than sent live; "
         "realtime alerting ignores it, history counts it.",
@@ -80,7 +110,7 @@ class UnitEvent(EventBase):
 
     kind: Literal["unit"] = "unit"
     outcome: Literal["good", "defect"]
-    count: int = Field(
+    count: StrictCount = Field(
         default=1,
         ge=1,
         le=MAX_UNITS_PER_EVENT,

@@ -4,6 +4,11 @@ The signature covers the exact payload bytes, so a producer in any language can
 sign without reproducing a canonical JSON form. It travels beside the payload,
 as the MQTT v5 user property :data:`SIGNATURE_PROPERTY`, formatted
 ``<key id>:<hex digest>`` so keys can be rotated.
+
+A key is bound to one agent by its id: ``<agent>`` or ``<agent>@<label>`` (the
+label tells rotated keys apart). A consumer admits a batch only when the key that
+signed it belongs to the batch's agent, so one gateway's key cannot sign for
+another gateway.
 """
 
 from __future__ import annotations
@@ -15,6 +20,14 @@ from collections.abc import Mapping
 from takt_wire.errors import ContractError
 
 SIGNATURE_PROPERTY = "takt-sig"
+
+
+KEY_LABEL_SEPARATOR = "@"
+
+
+def key_agent(key_id: str) -> str:
+    """The agent a key id is bound to: ``gw-1`` for ``gw-1`` and for ``gw-1@2026-12``."""
+    return key_id.partition(KEY_LABEL_SEPARATOR)[0]
 
 
 def sign(payload: bytes, key_id: str, key: bytes) -> str:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from takt_wire.admission import DEFAULT_MAX_FUTURE_S, DEFAULT_MAX_PAST_S, Policy
 
 
 class SmtpSettings(BaseModel):
@@ -49,7 +51,19 @@ class AlertSettings(BaseSettings):
     rebuild_minutes: float = Field(default=60.0, ge=0)
 
     retention_s: float = Field(default=3600.0, gt=0)
-    max_future_s: float | None = Field(default=None, gt=0)
+
+    # Admission: the same check as the collector's (takt_wire.admission), so nothing
+    # reaches a rule that the collector would refuse. Keep these equal to the
+    # collector's validation settings.
+    require_signature: bool = False
+    signing_keys: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Key id -> HMAC key, as the collector's "
+        '(env only: TAKT_ALERTS_SIGNING_KEYS=\'{"gw-1":"..."}\'); key ids are bound to agents.',
+    )
+    check_topic: bool = True
+    max_future_s: float = Field(default=DEFAULT_MAX_FUTURE_S, gt=0)
+    max_past_s: float | None = Field(default=DEFAULT_MAX_PAST_S, gt=0)
     tick_s: float = Field(default=1.0, gt=0, le=60)
 
     delivery_attempts: int = Field(default=5, ge=1, le=20)
@@ -59,3 +73,22 @@ class AlertSettings(BaseSettings):
 
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     board_window_minutes: float = Field(default=15.0, gt=0)
+
+    @model_validator(mode="after")
+    def _keys_when_required(self) -> AlertSettings:
+        if self.require_signature and not self.signing_keys:
+            raise ValueError("require_signature needs signing_keys (TAKT_ALERTS_SIGNING_KEYS)")
+        if any(not key.get_secret_value() for key in self.signing_keys.values()):
+            raise ValueError("a signing key is empty")
+        return self
+
+    @property
+    def policy(self) -> Policy:
+        """The admission policy for incoming batches (see takt_wire.admission)."""
+        keys = {k: v.get_secret_value().encode() for k, v in self.signing_keys.items()}
+        return Policy(
+            signing_keys=keys if self.require_signature else None,
+            check_topic=self.check_topic,
+            max_future_s=self.max_future_s,
+            max_past_s=self.max_past_s,
+        )

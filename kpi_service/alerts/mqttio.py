@@ -11,7 +11,7 @@ import asyncio
 import logging
 import socket
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -33,6 +33,8 @@ class Message:
     payload: bytes
     mid: int
     qos: int
+    properties: dict[str, object] = field(default_factory=dict)
+    """MQTT v5 user properties (the batch signature travels there)."""
 
 
 class MqttLink:
@@ -135,7 +137,7 @@ class MqttLink:
             log.warning("MQTT connection lost (%s); paho reconnects", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        message = Message(msg.topic, bytes(msg.payload), msg.mid, msg.qos)
+        message = Message(msg.topic, bytes(msg.payload), msg.mid, msg.qos, _user_properties(msg))
         self._loop.call_soon_threadsafe(self.messages.put_nowait, message)
 
     def _on_publish(
@@ -150,6 +152,11 @@ class MqttLink:
             future = self._acks.pop(mid, None)
         if future is not None:
             self._loop.call_soon_threadsafe(_settle, future, reason)
+
+
+def _user_properties(msg: mqtt.MQTTMessage) -> dict[str, object]:
+    props = getattr(msg, "properties", None)
+    return dict(getattr(props, "UserProperty", None) or [])
 
 
 def _settle(future: asyncio.Future[None], reason: ReasonCode) -> None:

@@ -14,6 +14,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -29,12 +30,18 @@ from kpi_service.alerts.mqttio import Message, MqttLink
 from kpi_service.alerts.rebuild import fetch, replay
 from kpi_service.alerts.rules import RuleSet, dump_rules, load_rules
 from kpi_service.alerts.store import AlertStore
-from takt_wire import ContractError, decode_batch
+from takt_wire import ContractError
+from takt_wire.admission import admit
 from takt_wire.topics import events_filter, shared
 
 log = logging.getLogger(__name__)
 
 BATCHES = Counter("takt_alert_batches_total", "Event batches seen by the alert engine", ["outcome"])
+REFUSED_EVENTS = Counter(
+    "takt_alert_refused_events_total",
+    "Events the alert engine's admission refused alone (outside the time window)",
+    ["reason"],
+)
 TRANSITIONS = Counter("takt_alert_transitions_total", "Alert transitions", ["kind"])
 
 
@@ -76,6 +83,8 @@ class AlertService:
         self.channels: dict[str, Channel] = {}
         self.rebuilt = 0
         self.invalid_batches = 0
+        self.refused_events = 0
+        self.policy = settings.policy
         self._http: httpx.AsyncClient | None = None
         self._link: MqttLink | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -134,16 +143,23 @@ class AlertService:
             self._link.ack(message)
 
     def handle_message(self, message: Message) -> list[Transition]:
+        wall = self.clock()
+        received = datetime.fromtimestamp(wall, UTC)
         try:
-            batch = decode_batch(message.payload)
+            admitted = admit(
+                message.topic, message.payload, message.properties, self.policy, received
+            )
         except ContractError as err:
-            # The collector dead-letters invalid batches; here they are only counted.
+            # The collector dead-letters refused batches; here they are only counted.
             self.invalid_batches += 1
             BATCHES.labels(err.reason).inc()
-            log.warning("invalid batch on %s: %s", message.topic, err)
+            log.warning("batch refused on %s: %s", message.topic, err)
             return []
         BATCHES.labels("ok").inc()
-        return self.handle(self.engine.feed(batch.events, self.clock()))
+        for refused in admitted.refused:
+            REFUSED_EVENTS.labels(refused.reason).inc()
+        self.refused_events += len(admitted.refused)
+        return self.handle(self.engine.feed(admitted.events, wall))
 
     async def _ticker(self) -> None:
         while True:

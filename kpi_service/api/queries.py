@@ -6,6 +6,7 @@ all apply the same scoping and pseudonymisation rules.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -19,8 +20,8 @@ from kpi_service.core.config import Settings
 from kpi_service.core.pseudonym import Pseudonymiser
 from kpi_service.influx import InfluxError, InfluxReader
 from kpi_service.kpi.calendar import Bucket, Group, buckets
-from kpi_service.kpi.compute import Entity, compute_kpis
-from kpi_service.kpi.repository import Filters, fetch, known_workers
+from kpi_service.kpi.compute import ENTITY_KEYS, Entity, compute_kpis
+from kpi_service.kpi.repository import Filters, KpiData, fetch, known_workers
 
 MAX_DAYS = 366
 FIRST_DAY = date(1970, 1, 2)
@@ -65,7 +66,44 @@ def period_buckets(settings: Settings, group: Group, start: date, end: date) -> 
         raise invalid("start", f"period outside the supported calendar: {err}", start) from err
     if not result:
         raise invalid("group", "no shift is scheduled in this period", group)
+    if len(result) > settings.max_buckets:
+        # Checked before anything is fetched: a year by hour for every worker was
+        # minutes of CPU and a gigabyte of memory to answer a request for ten rows.
+        raise invalid(
+            "group",
+            f"the period has {len(result)} {group} buckets; at most {settings.max_buckets} "
+            "per request (choose a coarser group or a shorter period)",
+            group,
+        )
     return result
+
+
+def row_bound(data: KpiData, entity: Entity, n_buckets: int) -> int:
+    """Most rows ``compute_kpis`` can return for ``data``: entities seen x buckets."""
+    keys = ENTITY_KEYS[entity]
+    seen: set[tuple[Any, ...]] = set()
+    for df in (data.units, data.work):
+        if not df.empty:
+            seen.update(df[keys].drop_duplicates().itertuples(index=False, name=None))
+    return len(seen) * n_buckets
+
+
+def compute_rows(
+    data: KpiData, settings: Settings, bucket_list: list[Bucket], q: KpiQuery
+) -> list[dict[str, Any]]:
+    """Bound check, then the pandas work: called in a worker thread, off the event loop."""
+    bound = row_bound(data, q.entity, len(bucket_list))
+    if bound > settings.max_rows:
+        raise invalid(
+            "group",
+            f"the request would compute up to {bound} rows; at most {settings.max_rows} "
+            "(narrow the filters, choose a coarser group or a shorter period)",
+            q.group,
+        )
+    return compute_kpis(
+        data.units, data.work, data.down, bucket_list, q.group, q.entity, settings.standards,
+        data.serials,
+    )  # fmt: skip
 
 
 @dataclass
@@ -112,10 +150,9 @@ async def run_kpis(
         data = await fetch(reader, bucket_list, q.group, filters, with_serials=q.fpy)
     except InfluxError as err:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(err)) from err
-    rows = compute_kpis(
-        data.units, data.work, data.down, bucket_list, q.group, q.entity, settings.standards,
-        data.serials,
-    )  # fmt: skip
+    # pandas holds the event loop for seconds on big periods; in a thread, /healthz and
+    # the alert engine (same loop) keep answering meanwhile.
+    rows = await asyncio.to_thread(compute_rows, data, settings, bucket_list, q)
     pseudo = pseudonymiser(settings)
     if pseudo.enabled and q.entity == "worker":
         for row in rows:

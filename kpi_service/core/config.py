@@ -122,6 +122,9 @@ class _YamlSource(PydanticBaseSettingsSource):
         return data
 
 
+MIN_SECRET_CHARS = 16
+"""A key shorter than this is guessable (API key hashes and pseudonyms depend on it)."""
+
 _SECRET_FIELDS = {"secret_key", "pseudonym_key", "influx_password"}
 
 
@@ -157,6 +160,27 @@ class Settings(BaseSettings):
     bands: list[Band] = Field(default_factory=_default_bands)
     max_page_size: int = Field(default=500, ge=1, le=10_000)
     max_evidence_rows: int = Field(default=5_000, ge=1, le=100_000)
+    max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        le=64 * 1_048_576,
+        description="Largest request body accepted (413 beyond); read only after the key "
+        "was checked.",
+    )
+    max_buckets: int = Field(
+        default=2_500,
+        ge=1,
+        le=100_000,
+        description="Calendar buckets one KPI request may ask for (422 beyond, before "
+        "anything is fetched): a year by shift, or about three months by hour.",
+    )
+    max_rows: int = Field(
+        default=200_000,
+        ge=1,
+        le=10_000_000,
+        description="KPI rows (entities x buckets) one request may compute (422 beyond, "
+        "checked before computing).",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -188,10 +212,20 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "secret_key: set TAKT_KPI_SECRET_KEY to a random secret outside development"
                 )
+            if len(secret) < MIN_SECRET_CHARS:
+                raise ValueError(
+                    f"secret_key: TAKT_KPI_SECRET_KEY has {len(secret)} characters; at least "
+                    f"{MIN_SECRET_CHARS} outside development"
+                )
         if self.pseudonymise:
             key = self.pseudonym_key.get_secret_value() if self.pseudonym_key else ""
             if not key or (self.environment != "development" and key == DEFAULT_SECRET):
                 raise ValueError("pseudonym_key: pseudonymise is on; set TAKT_KPI_PSEUDONYM_KEY")
+            if self.environment != "development" and len(key) < MIN_SECRET_CHARS:
+                raise ValueError(
+                    f"pseudonym_key: TAKT_KPI_PSEUDONYM_KEY has {len(key)} characters; at least "
+                    f"{MIN_SECRET_CHARS} outside development"
+                )
         return self
 
     @property

@@ -16,6 +16,8 @@ import paho.mqtt.client as mqtt
 import uvicorn
 from fastapi import FastAPI
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from kpi_service.alerts.config import AlertSettings
 from kpi_service.alerts.service import AlertService
@@ -157,8 +159,14 @@ class Bus:
     def publish(self, batch: Batch, site: str = "s1") -> None:
         self.raw(events_topic(site, batch.agent), encode_batch(batch))
 
-    def raw(self, topic: str, payload: bytes) -> None:
-        self.client.publish(topic, payload, qos=1).wait_for_publish(10)
+    def raw(
+        self, topic: str, payload: bytes, user_properties: dict[str, str] | None = None
+    ) -> None:
+        properties = None
+        if user_properties:
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.UserProperty = list(user_properties.items())
+        self.client.publish(topic, payload, qos=1, properties=properties).wait_for_publish(10)
 
     def close(self) -> None:
         self.client.disconnect()

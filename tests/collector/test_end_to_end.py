@@ -64,8 +64,10 @@ async def test_two_collectors_share_the_load_and_write_every_event_once(
 async def test_bad_input_is_dead_lettered_and_the_collector_keeps_going(
     mosquitto: Mosquitto, influxd: Influxd, make_settings: SettingsFactory, monkeypatch
 ) -> None:
-    key = b"k1-secret"
-    monkeypatch.setenv("TAKT_COLLECTOR_VALIDATION__SIGNING_KEYS", json.dumps({"k1": key.decode()}))
+    key = b"a1-signing-secret"
+    monkeypatch.setenv(
+        "TAKT_COLLECTOR_VALIDATION__SIGNING_KEYS", json.dumps({"a1@k1": key.decode()})
+    )
     settings = make_settings(
         mosquitto.port,
         influxd.url,
@@ -76,7 +78,7 @@ async def test_bad_input_is_dead_lettered_and_the_collector_keeps_going(
     ts = (now - timedelta(minutes=1)).isoformat()
 
     def signed(payload: bytes) -> tuple[str, bytes, dict[str, str]]:
-        return topic, payload, {SIGNATURE_PROPERTY: sign(payload, "k1", key)}
+        return topic, payload, {SIGNATURE_PROPERTY: sign(payload, "a1@k1", key)}
 
     def good(*seqs: int, **over: object) -> bytes:
         return encode_batch(
@@ -91,7 +93,7 @@ async def test_bad_input_is_dead_lettered_and_the_collector_keeps_going(
     messages = [
         signed(b'{"v":1,"agent":'),
         signed(raw_batch([unit_dict(0, ts=ts)], v=2)),
-        (topic, good(0), {SIGNATURE_PROPERTY: sign(good(0), "k1", b"forged")}),
+        (topic, good(0), {SIGNATURE_PROPERTY: sign(good(0), "a1@k1", b"forged")}),
         signed(raw_batch([unit_dict(0, ts=ts, cycle_s=float("nan"))])),
         signed(raw_batch([unit_dict(0, ts=ts, count=-3)])),
         signed(b" " * (MAX_PAYLOAD_BYTES + 10)),

@@ -12,7 +12,7 @@ from takt_wire import MAX_PAYLOAD_BYTES
 from takt_wire.signing import SIGNATURE_PROPERTY, sign
 from tests.collector.helpers import NOW, TOPIC, batch, raw_batch, unit, unit_dict
 
-KEYS = {"k1": b"secret-one"}
+KEYS = {"a1@k1": b"secret-one", "a2": b"secret-two"}
 
 
 def pipeline(**rules: object) -> Pipeline:
@@ -70,10 +70,17 @@ def test_bad_messages_are_dead_lettered_whole_with_their_reason(
 def test_signature_is_checked_when_keys_are_configured() -> None:
     payload = batch(unit(0))
     p = pipeline(signing_keys=KEYS)
-    good = p.process(TOPIC, payload, {SIGNATURE_PROPERTY: sign(payload, "k1", KEYS["k1"])})
+    good = p.process(TOPIC, payload, {SIGNATURE_PROPERTY: sign(payload, "a1@k1", KEYS["a1@k1"])})
     assert good.rejected == [] and len(good.lines) == 1
-    forged = sign(payload, "k1", b"wrong key")
-    for props in ({}, {SIGNATURE_PROPERTY: forged}, {SIGNATURE_PROPERTY: "k9:00"}):
+    forged = sign(payload, "a1@k1", b"wrong key")
+    # a2's genuine key cannot sign for a1: keys are bound to agents by their id
+    other_agent = sign(payload, "a2", KEYS["a2"])
+    for props in (
+        {},
+        {SIGNATURE_PROPERTY: forged},
+        {SIGNATURE_PROPERTY: "k9:00"},
+        {SIGNATURE_PROPERTY: other_agent},
+    ):
         out = p.process(TOPIC, payload, props)
         assert [r.reason for r in out.rejected] == ["bad_signature"]
 

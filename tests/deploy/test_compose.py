@@ -20,19 +20,22 @@ import yaml
 
 from collector.config import load_settings as load_collector_settings
 from edge_agent.config import load_config as load_gateway_config
+from kpi_service.alerts.config import AlertSettings
 from kpi_service.core.config import Settings as KpiSettings
 from takt_cli.localservices import Influxd
 from takt_cli.stack import REPO
 
 SECRETS = {
     "MQTT_AGENT_PASSWORD": "agent-secret",
+    "MQTT_GATEWAY_PASSWORD": "gateway-secret",
+    "SIGNING_KEY_GW_COMPOSE": "gateway-signing-key-0123456789",
     "MQTT_COLLECTOR_PASSWORD": "collector-secret",
     "MQTT_KPI_PASSWORD": "kpi-secret",
     "MQTT_DEVICES_PASSWORD": "devices-secret",
     "INFLUX_ADMIN_PASSWORD": "influx-secret",
-    "INFLUX_GRAFANA_PASSWORD": "grafana-read-secret",
+    "INFLUX_READ_PASSWORD": "influx-read-secret",
     "GRAFANA_ADMIN_PASSWORD": "grafana-secret",
-    "KPI_SECRET_KEY": "kpi-key-secret",
+    "KPI_SECRET_KEY": "kpi-key-secret-0123456789",
 }
 
 
@@ -97,8 +100,14 @@ def test_no_secret_is_written_in_the_repository() -> None:
 def test_collector_and_agent_configs_load(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("TAKT_COLLECTOR_MQTT__PASSWORD", "x")
     monkeypatch.setenv("TAKT_COLLECTOR_INFLUX__PASSWORD", "y")
+    keys = rendered()["services"]["collector"]["environment"]  # type: ignore[index]
+    monkeypatch.setenv(
+        "TAKT_COLLECTOR_VALIDATION__SIGNING_KEYS", keys["TAKT_COLLECTOR_VALIDATION__SIGNING_KEYS"]
+    )
     settings = load_collector_settings(REPO / "deploy/takt/collector.yaml")
     assert settings.environment == "production" and settings.mqtt.username == "takt-collector"
+    assert settings.validation.require_signature
+    assert list(settings.validation.signing_keys) == ["gw-compose"]
 
     gateway = yaml.safe_load((REPO / "deploy/takt/gateway.yaml").read_text())
     roster = tmp_path / "roster.yaml"
@@ -110,18 +119,29 @@ def test_collector_and_agent_configs_load(monkeypatch: pytest.MonkeyPatch, tmp_p
     path = tmp_path / "gateway.yaml"
     path.write_text(yaml.safe_dump(gateway))
     monkeypatch.setenv("TAKT_AGENT_BROKER__PASSWORD", "z")
+    monkeypatch.setenv("TAKT_AGENT_DEVICE_PASSWORD", "d")
+    monkeypatch.setenv("TAKT_AGENT_SIGNING_KEY", SECRETS["SIGNING_KEY_GW_COMPOSE"])
     config, _profiles = load_gateway_config(path)
     assert {s.id for s in config.stations} == {"S1", "S2", "S3"}
-    assert config.broker.username == "takt-agent"
+    # Its own MQTT user, named like its agent id, and every batch signed with its own key.
+    assert config.broker.username == config.agent_id == "gw-compose"
+    assert config.signing and config.publish.signing_key_id == "gw-compose"
 
 
 def test_kpi_environment_from_compose_loads(monkeypatch: pytest.MonkeyPatch) -> None:
     env = rendered()["services"]["kpi"]["environment"]  # type: ignore[index]
     for key, value in env.items():
-        if key.startswith("TAKT_KPI_") and key != "TAKT_KPI_STATE_DIR":
+        if key.startswith(("TAKT_KPI_", "TAKT_ALERTS_")) and key not in (
+            "TAKT_KPI_STATE_DIR",
+            "TAKT_ALERTS_STATE_DB",
+            "TAKT_ALERTS_RULES_FILE",
+        ):
             monkeypatch.setenv(key, str(value))
     settings = KpiSettings()
     assert settings.environment == "production"
+    assert settings.influx_username == "takt-read", "the KPI service reads with a read-only user"
+    alerts = AlertSettings(**{})  # from the same environment
+    assert alerts.require_signature and list(alerts.signing_keys) == ["gw-compose"]
     assert {s.station for s in settings.standards} == {"S1", "S2", "S3"}
 
 

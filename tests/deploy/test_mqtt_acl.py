@@ -13,7 +13,9 @@ from takt_cli.localservices import Mosquitto
 from takt_cli.stack import ACL_FILE, MQTT_USERS
 
 TIMEOUT = 10
-PASSWORDS = {user: f"{user}-pw" for user in MQTT_USERS}
+GATEWAYS = ("gw-1", "gw-2")
+"""Each gateway's own MQTT user, named like its agent id."""
+PASSWORDS = {user: f"{user}-pw" for user in (*MQTT_USERS, *GATEWAYS)}
 
 
 def connect(broker: Mosquitto, user: str) -> mqtt.Client:
@@ -49,11 +51,16 @@ def test_each_component_reaches_only_its_topics(
     mosquitto_factory: Callable[..., Mosquitto],
 ) -> None:
     broker = mosquitto_factory(users=PASSWORDS, extra_config=f"acl_file {ACL_FILE}\n")
-    clients = {user: connect(broker, user) for user in MQTT_USERS}
+    clients = {user: connect(broker, user) for user in PASSWORDS}
     try:
-        agent, collector = clients["takt-agent"], clients["takt-collector"]
+        agent, collector = clients["gw-1"], clients["takt-collector"]
+        reader = clients["takt-agent"]
         kpi, devices = clients["takt-kpi"], clients["takt-devices"]
         assert publish_accepted(agent, "takt/v1/plant1/events/gw-1")
+        assert publish_accepted(agent, "takt/v1/plant1/agents/gw-1/status")
+        assert not publish_accepted(agent, "takt/v1/plant1/events/gw-2")  # not another gateway's
+        assert not publish_accepted(agent, "takt/v1/plant1/agents/gw-2/status")
+        assert not publish_accepted(reader, "takt/v1/plant1/events/gw-1")  # read-only account
         assert not publish_accepted(devices, "takt/v1/plant1/events/gw-1")  # no forged events
         assert not publish_accepted(collector, "takt/v1/plant1/events/gw-1")
         assert publish_accepted(kpi, "takt/v1/plant1/alerts/L1/S1")
@@ -65,7 +72,7 @@ def test_each_component_reaches_only_its_topics(
         assert not publish_accepted(kpi, "takt/v1/plant1/acks/gw-1")
 
         collector_sees = inbox(collector, "#")
-        agent_sees = inbox(agent, "plant/#")
+        agent_sees = inbox(reader, "plant/#")
         assert publish_accepted(devices, "plant/L1/S2/counter")
         assert publish_accepted(agent, "takt/v1/plant1/events/gw-1")
         assert agent_sees.get(timeout=TIMEOUT) == "plant/L1/S2/counter"

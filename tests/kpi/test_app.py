@@ -41,11 +41,17 @@ def test_production_refuses_default_secret(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.delenv("TAKT_KPI_SECRET_KEY", raising=False)
     with pytest.raises(ConfigError, match="secret_key"):
         load_settings()
-    monkeypatch.setenv("TAKT_KPI_SECRET_KEY", "s3cr3t-from-env")
+    monkeypatch.setenv("TAKT_KPI_SECRET_KEY", "x")
+    with pytest.raises(ConfigError, match="at least 16"):
+        load_settings()  # a guessable secret is no secret
+    monkeypatch.setenv("TAKT_KPI_SECRET_KEY", "s3cr3t-from-env-0")
     monkeypatch.setenv("TAKT_KPI_PSEUDONYMISE", "true")
     with pytest.raises(ConfigError, match="pseudonym_key"):
         load_settings()
     monkeypatch.setenv("TAKT_KPI_PSEUDONYM_KEY", "k")
+    with pytest.raises(ConfigError, match="at least 16"):
+        load_settings()
+    monkeypatch.setenv("TAKT_KPI_PSEUDONYM_KEY", "pseudonym-key-0123")
     assert load_settings().environment == "production"
 
 

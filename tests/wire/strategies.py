@@ -15,6 +15,7 @@ from takt_wire import (
     UnitEvent,
     WorkEvent,
 )
+from takt_wire.events import MAX_SEQ
 
 names = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_.:\-]{0,20}\Z")
 codes = st.from_regex(r"\A[A-Za-z0-9_.:\-]{1,10}\Z")
@@ -35,7 +36,7 @@ def base_fields(draw: st.DrawFn, worker: st.SearchStrategy[str] | None = None) -
         "ts": draw(times),
         "agent": draw(names),
         "boot": draw(names),
-        "seq": draw(st.integers(min_value=0, max_value=2**53)),
+        "seq": draw(st.integers(min_value=0, max_value=MAX_SEQ)),
         "historical": draw(st.booleans()),
     }
 

@@ -87,7 +87,7 @@ async def list_alerts(
     ] = None,
     line: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> list[Alert]:
     lines = principal.lines
     if line is not None:

@@ -1,15 +1,24 @@
-"""KPIs for many entities: paginated list and CSV/XLSX export (same filters)."""
+"""KPIs for many entities: paginated list and CSV/XLSX export (same filters).
+
+Exports are streamed: CSV in chunks formatted in worker threads, XLSX written to a
+temporary file in a thread and sent from it, so neither a big file in memory nor
+formatting on the event loop (which also runs /healthz and the alert engine).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
+import tempfile
+from collections.abc import AsyncIterator, Iterator
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import IO, Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from fastapi.responses import Response
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import iterate_in_threadpool
 
 from kpi_service.api.deps import InfluxDep, KpiReader, SettingsDep
 from kpi_service.api.models import KpiPage, KpiRow, NameList
@@ -82,16 +91,30 @@ def _flat(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def to_csv(rows: list[dict[str, Any]]) -> bytes:
+CHUNK_ROWS = 500
+"""Rows formatted per step of a CSV export (each step runs in a worker thread)."""
+CHUNK_BYTES = 256 * 1024
+
+
+def csv_chunks(rows: list[dict[str, Any]]) -> Iterator[bytes]:
+    """The CSV file in pieces, so a big export never sits whole in memory."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(KpiRow.model_fields))
     writer.writeheader()
-    for row in rows:
+    for i, row in enumerate(rows, 1):
         writer.writerow(_flat(row))
-    return out.getvalue().encode()
+        if i % CHUNK_ROWS == 0:
+            yield out.getvalue().encode()
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue().encode()
 
 
-def to_xlsx(rows: list[dict[str, Any]]) -> bytes:
+def to_csv(rows: list[dict[str, Any]]) -> bytes:
+    return b"".join(csv_chunks(rows))
+
+
+def write_xlsx(rows: list[dict[str, Any]], target: IO[bytes]) -> None:
     from openpyxl import Workbook
 
     book = Workbook(write_only=True)
@@ -101,9 +124,22 @@ def to_xlsx(rows: list[dict[str, Any]]) -> bytes:
     for row in rows:
         flat = _flat(row)
         sheet.append([flat[c] for c in columns])
+    book.save(target)
+
+
+def to_xlsx(rows: list[dict[str, Any]]) -> bytes:
     buffer = io.BytesIO()
-    book.save(buffer)
+    write_xlsx(rows, buffer)
     return buffer.getvalue()
+
+
+async def xlsx_stream(rows: list[dict[str, Any]]) -> AsyncIterator[bytes]:
+    """Written to a temporary file in a thread (a workbook is a zip), then streamed from it."""
+    with tempfile.TemporaryFile() as spool:
+        await asyncio.to_thread(write_xlsx, rows, spool)
+        await asyncio.to_thread(spool.seek, 0)
+        while chunk := await asyncio.to_thread(spool.read, CHUNK_BYTES):
+            yield chunk
 
 
 MEDIA = {
@@ -116,7 +152,7 @@ MEDIA = {
     "/kpis/export",
     summary="The same KPIs as a CSV or XLSX file (all rows, no pagination)",
     responses={200: {"content": {m: {} for m in MEDIA.values()}}},
-    response_class=Response,
+    response_class=StreamingResponse,
 )
 async def export_kpis(
     principal: KpiReader,
@@ -132,12 +168,12 @@ async def export_kpis(
     station: NameList = None,
     worker: NameList = None,
     fpy: bool = False,
-) -> Response:
+) -> StreamingResponse:
     q = _query(start, end, group, entity, site, line, station, worker, fpy)
     rows, _, _ = await run_kpis(reader, settings, principal, q)
-    body = to_csv(rows) if format == "csv" else to_xlsx(rows)
+    body = iterate_in_threadpool(csv_chunks(rows)) if format == "csv" else xlsx_stream(rows)
     name = f"takt-kpis-{entity}-{group}-{start.isoformat()}-{end.isoformat()}.{format}"
-    return Response(
+    return StreamingResponse(
         body,
         media_type=MEDIA[format],
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
