@@ -12,11 +12,13 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 
 from fastapi import FastAPI
 
+from kpi_service.api.auditing import AuditMiddleware
 from kpi_service.api.main import api_router
 from kpi_service.core.apikeys import KeyStore
 from kpi_service.core.audit import AuditLog
 from kpi_service.core.config import Settings, load_settings
 from kpi_service.influx import InfluxReader
+from kpi_service.store.db import Database
 
 LifespanHook = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -61,8 +63,10 @@ def create_app(
         openapi_url="/openapi.json" if settings.environment == "development" else None,
     )
     app.state.settings = settings
-    app.state.keys = KeyStore(settings.keys_db, settings.secret_key.get_secret_value())
-    app.state.audit = AuditLog(settings.audit_db)
+    app.state.store = Database(settings.store_url)  # migrated to the newest schema on open
+    app.state.keys = KeyStore(app.state.store, settings.secret_key.get_secret_value())
+    app.state.audit = AuditLog(app.state.store)
+    app.add_middleware(AuditMiddleware)
     # Usable without the lifespan too (e.g. API fuzzers driving the ASGI app directly).
     app.state.influx = InfluxReader(settings)
 
