@@ -18,6 +18,8 @@ from kpi_service.core.apikeys import KeyStore
 from kpi_service.core.audit import AuditLog
 from kpi_service.core.config import Settings, load_settings
 from kpi_service.influx import InfluxReader
+from kpi_service.scores.external import ExternalStore
+from kpi_service.scores.registry import SchemeRegistry
 from kpi_service.store.db import Database
 
 LifespanHook = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -66,6 +68,8 @@ def create_app(
     app.state.store = Database(settings.store_url)  # migrated to the newest schema on open
     app.state.keys = KeyStore(app.state.store, settings.secret_key.get_secret_value())
     app.state.audit = AuditLog(app.state.store)
+    app.state.schemes = SchemeRegistry(app.state.store)
+    app.state.externals = ExternalStore(app.state.store)
     app.add_middleware(AuditMiddleware)
     # Usable without the lifespan too (e.g. API fuzzers driving the ASGI app directly).
     app.state.influx = InfluxReader(settings)

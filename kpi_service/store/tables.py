@@ -5,12 +5,16 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Column,
+    Date,
     DateTime,
+    Float,
+    Index,
     Integer,
     MetaData,
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -43,4 +47,35 @@ audit = Table(
     Column("path", Text, nullable=False),
     Column("query", Text, nullable=False, comment="JSON list of [name, value] pairs, in order"),
     Column("status", Integer, nullable=True, comment="HTTP status (CLI: exit code)"),
+)
+
+scheme_versions = Table(
+    "scheme_versions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("scheme", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("effective_from", Date, nullable=False),
+    Column("spec", Text, nullable=False, comment="The validated SchemeSpec as JSON"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(128), nullable=False),
+    UniqueConstraint("scheme", "version", name="scheme_versions_version"),
+    UniqueConstraint("scheme", "effective_from", name="scheme_versions_effective"),
+)
+
+external_metrics = Table(
+    "external_metrics",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("worker", String(64), nullable=False),
+    Column("metric", String(64), nullable=False),
+    Column("period_start", Date, nullable=False),
+    Column("period_end", Date, nullable=False),
+    Column("value", Float, nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("reference", String(256), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("received_by", String(128), nullable=False),
+    UniqueConstraint("source", "reference", name="external_metrics_reference"),
+    Index("external_metrics_metric_period", "metric", "period_start"),
 )
