@@ -7,6 +7,7 @@ to the audit log (principal ``cli``, method ``CLI``) next to the API's own entri
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -178,3 +179,51 @@ def apikey_rotate(
         raise typer.Exit(2) from err
     _audit(log, "rotate", [("name", name)], 0)
     typer.echo(key)
+
+
+scheme = typer.Typer(no_args_is_help=True, help="KPI schemes (versioned, from YAML files).")
+app.add_typer(scheme, name="scheme")
+
+
+@scheme.command("apply")
+def scheme_apply(
+    file: Annotated[Path, typer.Argument(help="YAML: one scheme version, or a list of them.")],
+) -> None:
+    """Add the file's scheme versions (each must take effect after the scheme's last one)."""
+    from kpi_service.scores.loader import SchemeFileError, load_specs
+    from kpi_service.scores.registry import SchemeConflict, SchemeRegistry
+
+    settings = _settings()
+    _, log = _stores(settings)
+    try:
+        specs = load_specs(file)
+    except SchemeFileError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from err
+    registry = SchemeRegistry(log.db)
+    for spec in specs:
+        params = [("file", str(file)), ("scheme", spec.scheme)]
+        params.append(("effective_from", spec.effective_from.isoformat()))
+        try:
+            added = registry.add(spec, "cli")
+        except SchemeConflict as err:
+            log.record("cli", "CLI", "kpi scheme apply", params, 2)
+            typer.echo(f"error: {file}: {err}", err=True)
+            raise typer.Exit(2) from err
+        log.record("cli", "CLI", "kpi scheme apply", params, 0)
+        typer.echo(f"{spec.scheme} version {added.version} in force from {spec.effective_from}")
+
+
+@scheme.command("list")
+def scheme_list() -> None:
+    """Every scheme and its versions."""
+    from kpi_service.scores.registry import SchemeRegistry
+
+    _, log = _stores(_settings())
+    registry = SchemeRegistry(log.db)
+    for name in registry.names():
+        for v in registry.versions(name):
+            weights = ", ".join(f"{m.name} {m.weight:g}" for m in v.spec.metrics)
+            typer.echo(
+                f"{name} v{v.version} from {v.spec.effective_from} per {v.spec.period}: {weights}"
+            )

@@ -11,9 +11,11 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import anyio.to_thread
 from fastapi import HTTPException, status
 
 from kpi_service.api.queries import period_buckets, pseudonymiser
@@ -125,7 +127,7 @@ async def compute_scores(
     end: date,
     workers: list[str] | None = None,
 ) -> ScoreRun:
-    versions = registry.versions(scheme)
+    versions = await anyio.to_thread.run_sync(registry.versions, scheme)
     if not versions:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no scheme named {scheme!r}")
     tz = ZoneInfo(settings.timezone)
@@ -173,22 +175,19 @@ async def _score_segment(
         data = await fetch(reader, buckets, spec.period, filters, with_serials=spec.needs_fpy())
     except InfluxError as err:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(err)) from err
-    rows = compute_kpis(
-        data.units,
-        data.work,
-        data.down,
-        buckets,
-        spec.period,
-        "worker",
-        settings.standards,
-        data.serials,
-    )
+    # pandas and the store off the event loop (the alert engine shares it).
+    rows = await anyio.to_thread.run_sync(
+        partial(
+            compute_kpis, data.units, data.work, data.down, buckets, spec.period, "worker",
+            settings.standards, data.serials,
+        )
+    )  # fmt: skip
     by_label = {b.label: b for b in buckets}
     days = {b.label: local_days(b, tz) for b in buckets}
     first, last = days[buckets[0].label][0], days[buckets[-1].label][1]
     ext_names = spec.externals()
-    stored = externals.values(
-        ext_names, first, last, set(applies.workers) if applies.workers else None
+    stored = await anyio.to_thread.run_sync(
+        externals.values, ext_names, first, last, set(applies.workers) if applies.workers else None
     )
     ext: dict[tuple[str, str, str], list[StoredValue]] = {}
     for v in stored:
