@@ -14,6 +14,7 @@ from kpi_service.api.routes import (
     me,
     schemes,
     scores,
+    targets,
     workers,
 )
 
@@ -35,3 +36,4 @@ api_router.include_router(alerts.router)
 api_router.include_router(schemes.router)
 api_router.include_router(scores.router)
 api_router.include_router(external.router)
+api_router.include_router(targets.router)

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from kpi_service.store.db import Database, as_utc, utcnow
 from kpi_service.store.tables import apikeys
 
-SCOPES = frozenset({"hr:read", "supervisor", "admin", "ingest"})
+SCOPES = frozenset({"hr:read", "hr:write", "supervisor", "admin", "ingest"})
 KEY_PREFIX = "takt_"
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 

@@ -8,6 +8,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Float,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
@@ -78,4 +79,32 @@ external_metrics = Table(
     Column("received_by", String(128), nullable=False),
     UniqueConstraint("source", "reference", name="external_metrics_reference"),
     Index("external_metrics_metric_period", "metric", "period_start"),
+)
+
+targets = Table(
+    "targets",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False, comment="worker | station | line"),
+    Column("subject", String(64), nullable=False, comment="worker id, station id or line id"),
+    Column("line", String(64), nullable=False),
+    Column("metric", String(64), nullable=False),
+    Column("period", String(16), nullable=False, comment="day | week | month"),
+    Column("period_start", Date, nullable=False),
+    Column("value", Float, nullable=False),
+    Column("note", Text, nullable=False),
+    Column("set_at", DateTime(timezone=True), nullable=False),
+    Column("set_by", String(128), nullable=False),
+    Index("targets_subject", "kind", "subject", "line", "metric", "period_start"),
+)
+
+target_acks = Table(
+    "target_acks",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("target_id", Id, ForeignKey("targets.id"), nullable=False),
+    Column("worker", String(64), nullable=False),
+    Column("acknowledged_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_by", String(128), nullable=False),
+    UniqueConstraint("target_id", "worker", name="target_acks_once"),
 )

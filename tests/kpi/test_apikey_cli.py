@@ -36,7 +36,7 @@ def takt(*args: str) -> tuple[int, str]:
 
 def test_key_lifecycle_through_the_cli(env: Path) -> None:
     code, out = takt("db", "upgrade")
-    assert (code, out.strip()) == (0, "store at revision 0001")
+    assert (code, out.strip()) == (0, "store at revision 0003")
     code, hr = takt("apikey", "create", "--name", "hr", "--scopes", "hr:read")
     assert code == 0
     code, sup = takt(
