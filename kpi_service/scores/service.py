@@ -8,6 +8,7 @@ from InfluxDB in one go, through the same fetch and compute as ``GET /kpis``.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -22,7 +23,7 @@ from kpi_service.api.queries import period_buckets, pseudonymiser
 from kpi_service.core.apikeys import Principal
 from kpi_service.core.config import Settings
 from kpi_service.influx import InfluxError, InfluxReader
-from kpi_service.kpi.calendar import UNSCHEDULED, Bucket
+from kpi_service.kpi.calendar import UNSCHEDULED, Bucket, Group
 from kpi_service.kpi.compute import compute_kpis
 from kpi_service.kpi.repository import Filters, fetch
 from kpi_service.scores.external import ExternalStore, StoredValue
@@ -171,17 +172,26 @@ async def _score_segment(
         stations=frozenset(applies.stations) if applies.stations else None,
         workers=frozenset(applies.workers) if applies.workers else None,
     )
+    # Months and weeks: one aggregate per period (no hourly groups to ship and fold);
+    # shifts: one read grouped by hour, folded into the shift calendar.
+    parts: list[tuple[list[Bucket], Group]] = (
+        [(buckets, "shift")] if spec.period == "shift" else [([b], "period") for b in buckets]
+    )
     try:
-        data = await fetch(reader, buckets, spec.period, filters, with_serials=spec.needs_fpy())
+        datas = await asyncio.gather(
+            *(fetch(reader, bl, g, filters, with_serials=spec.needs_fpy()) for bl, g in parts)
+        )
     except InfluxError as err:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(err)) from err
-    # pandas and the store off the event loop (the alert engine shares it).
-    rows = await anyio.to_thread.run_sync(
-        partial(
-            compute_kpis, data.units, data.work, data.down, buckets, spec.period, "worker",
-            settings.standards, data.serials,
-        )
-    )  # fmt: skip
+    rows: list[dict[str, Any]] = []
+    for (bl, g), data in zip(parts, datas, strict=True):
+        # pandas off the event loop (the alert engine shares it).
+        rows += await anyio.to_thread.run_sync(
+            partial(
+                compute_kpis, data.units, data.work, data.down, bl, g, "worker",
+                settings.standards, data.serials,
+            )
+        )  # fmt: skip
     by_label = {b.label: b for b in buckets}
     days = {b.label: local_days(b, tz) for b in buckets}
     first, last = days[buckets[0].label][0], days[buckets[-1].label][1]
