@@ -139,3 +139,74 @@ def test_audit_keeps_every_parameter_and_refuses_changes(store_url: str) -> None
         with pytest.raises(sa.exc.DBAPIError, match="append-only"), db.engine.begin() as conn:
             conn.execute(sa.text("TRUNCATE audit"))
     assert len(log.entries()) == 3
+
+
+def test_schemes_external_values_and_targets_on_each_store(store_url: str) -> None:
+    from datetime import date
+
+    from kpi_service.scores.external import DuplicateReference, ExternalStore, ExternalValue
+    from kpi_service.scores.model import SchemeSpec
+    from kpi_service.scores.registry import SchemeConflict, SchemeRegistry
+    from kpi_service.scores.targets import TargetIn, TargetStore
+
+    db = Database(store_url)
+    registry = SchemeRegistry(db)
+    spec = SchemeSpec.model_validate(
+        {
+            "scheme": "s",
+            "effective_from": "2026-03-01",
+            "metrics": [
+                {
+                    "name": "q",
+                    "source": "measured",
+                    "measure": "quality_rate",
+                    "floor": 0.9,
+                    "target": 1,
+                    "weight": 60,
+                },
+                {
+                    "name": "c",
+                    "source": "external",
+                    "external": "csat",
+                    "floor": 1,
+                    "target": 5,
+                    "weight": 40,
+                },
+            ],
+        }
+    )
+    assert registry.add(spec, "me").version == 1
+    later = spec.model_copy(update={"effective_from": date(2026, 5, 1)})
+    assert registry.add(later, "me").version == 2
+    with pytest.raises(SchemeConflict):
+        registry.add(spec, "me")
+    versions = registry.versions("s")
+    assert [v.spec for v in versions] == [spec, later]
+    assert registry.in_force(versions, date(2026, 4, 30)) == versions[0]
+    assert registry.in_force(versions, date(2026, 2, 28)) is None
+    assert registry.declared_externals() == {"csat": {"s"}}
+
+    externals = ExternalStore(db)
+    value = ExternalValue(worker="W1", metric="csat", period_start=date(2026, 3, 1),
+                          period_end=date(2026, 3, 31), value=4.25, source="crm",
+                          reference="T-1")  # fmt: skip
+    assert externals.add([value], "crm") == ["stored"]
+    assert externals.add([value], "crm") == ["unchanged"]
+    with pytest.raises(DuplicateReference, match="T-1"):
+        externals.add([value.model_copy(update={"value": 1.0})], "crm")
+    [stored] = externals.values({"csat"}, date(2026, 3, 1), date(2026, 3, 31))
+    assert (stored.value, stored.period_end, stored.received_by) == (4.25, date(2026, 3, 31), "crm")
+    assert externals.values({"csat"}, date(2026, 3, 2), date(2026, 3, 31)) == []
+
+    targets = TargetStore(db)
+    first = targets.set(TargetIn(kind="worker", subject="W1", line="L1", metric="units_good",
+                                 period_start=date(2026, 3, 1), value=100), "sup")  # fmt: skip
+    second = targets.set(TargetIn(kind="worker", subject="W1", line="L1", metric="units_good",
+                                  period_start=date(2026, 3, 1), value=120), "hr")  # fmt: skip
+    assert [t.value for t in targets.query()] == [120]
+    assert [t.id for t in targets.query(history=True)] == [first.id, second.id]
+    targets.acknowledge(second.id, "W1", "sup")
+    with pytest.raises(ValueError, match="already acknowledged"):
+        targets.acknowledge(second.id, "W1", "sup")
+    assert targets.get(second.id).acknowledged_at is not None
+    assert targets.query(lines=frozenset({"L2"})) == []
