@@ -16,6 +16,7 @@ from kpi_service.core.apikeys import KeyStore, UnknownKey
 from kpi_service.core.audit import AuditLog
 from kpi_service.core.config import ConfigError, Settings, load_settings
 from kpi_service.store.db import Database, StoreError
+from kpi_service.store.legacy import import_legacy
 
 app = typer.Typer(no_args_is_help=True)
 apikey = typer.Typer(no_args_is_help=True, help="API keys (stored hashed; shown once).")
@@ -60,6 +61,7 @@ def _stores(settings: Settings) -> tuple[KeyStore, AuditLog]:
     except StoreError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(1) from err
+    import_legacy(store, settings.state_dir)
     return KeyStore(store, settings.secret_key.get_secret_value()), AuditLog(store)
 
 

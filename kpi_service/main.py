@@ -22,6 +22,7 @@ from kpi_service.scores.external import ExternalStore
 from kpi_service.scores.registry import SchemeRegistry
 from kpi_service.scores.targets import TargetStore
 from kpi_service.store.db import Database
+from kpi_service.store.legacy import import_legacy
 
 LifespanHook = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -67,6 +68,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.store = Database(settings.store_url)  # migrated to the newest schema on open
+    import_legacy(app.state.store, settings.state_dir)
     app.state.keys = KeyStore(app.state.store, settings.secret_key.get_secret_value())
     app.state.audit = AuditLog(app.state.store)
     app.state.schemes = SchemeRegistry(app.state.store)
