@@ -5,8 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_PACKAGES := mosquitto mosquitto-clients influxdb influxdb-client socat docker-compose \
-	chromium chromium-driver fonts-wqy-microhei
-SERVICE_BINARIES := mosquitto mosquitto_passwd influxd socat docker-compose chromium chromedriver
+	chromium chromium-driver fonts-wqy-microhei postgresql-15
+SERVICE_BINARIES := mosquitto mosquitto_passwd influxd socat docker-compose chromium chromedriver \
+	pg_ctl
+PG_BIN := /usr/lib/postgresql/15/bin
 DURATION ?=
 PYTEST_ARGS ?=
 
@@ -17,11 +19,12 @@ setup: system-deps $(STAMP)
 # Installs the Debian packages a fresh machine lacks (apt as root, else sudo).
 system-deps:
 	@missing=""; for b in $(SERVICE_BINARIES); do \
-	  command -v $$b >/dev/null 2>&1 || [ -x /usr/sbin/$$b ] || missing="$$missing $$b"; done; \
+	  command -v $$b >/dev/null 2>&1 || [ -x /usr/sbin/$$b ] || [ -x $(PG_BIN)/$$b ] \
+	    || missing="$$missing $$b"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "setup: missing$$missing; installing $(APT_PACKAGES)"; \
 	  if ! command -v apt-get >/dev/null 2>&1; then \
-	    echo "setup: no apt-get here; install Mosquitto 2, InfluxDB 1.x (v1 HTTP API) and socat by hand" >&2; exit 1; fi; \
+	    echo "setup: no apt-get here; install Mosquitto 2, InfluxDB 1.x (v1 HTTP API), PostgreSQL 15 and socat by hand" >&2; exit 1; fi; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO=sudo; \
 	  else echo "setup: need root or sudo to apt-get install $(APT_PACKAGES)" >&2; exit 1; fi; \
 	  $$SUDO apt-get update -qq || { echo "setup: apt-get update failed" >&2; exit 1; }; \

@@ -13,12 +13,18 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from fastapi import FastAPI
 from starlette.types import Scope
 
+from kpi_service.api.auditing import AuditMiddleware
 from kpi_service.api.guard import RequestGuard
 from kpi_service.api.main import api_router
 from kpi_service.core.apikeys import KeyStore
 from kpi_service.core.audit import AuditLog
 from kpi_service.core.config import Settings, load_settings
 from kpi_service.influx import InfluxReader
+from kpi_service.scores.external import ExternalStore
+from kpi_service.scores.registry import SchemeRegistry
+from kpi_service.scores.targets import TargetStore
+from kpi_service.store.db import Database
+from kpi_service.store.legacy import import_legacy
 
 LifespanHook = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -63,8 +69,13 @@ def create_app(
         openapi_url="/openapi.json" if settings.environment == "development" else None,
     )
     app.state.settings = settings
-    app.state.keys = KeyStore(settings.keys_db, settings.secret_key.get_secret_value())
-    app.state.audit = AuditLog(settings.audit_db)
+    app.state.store = Database(settings.store_url)  # migrated to the newest schema on open
+    import_legacy(app.state.store, settings.state_dir)
+    app.state.keys = KeyStore(app.state.store, settings.secret_key.get_secret_value())
+    app.state.audit = AuditLog(app.state.store)
+    app.state.schemes = SchemeRegistry(app.state.store)
+    app.state.externals = ExternalStore(app.state.store)
+    app.state.targets = TargetStore(app.state.store)
     # Usable without the lifespan too (e.g. API fuzzers driving the ASGI app directly).
     app.state.influx = InfluxReader(settings)
 
@@ -76,6 +87,9 @@ def create_app(
     app.add_middleware(
         RequestGuard, max_body_bytes=settings.max_body_bytes, is_valid_key=_known_key
     )
+    # Added last, so outermost: a request the guard refuses (no key, oversized body)
+    # is audited too.
+    app.add_middleware(AuditMiddleware)
     return app
 
 

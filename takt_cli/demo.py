@@ -26,6 +26,7 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
+from takt_cli.demo_scores import line_scores
 from takt_cli.processes import ProcessGroup
 from takt_cli.stack import REPO, LocalStack, StackError
 
@@ -119,6 +120,7 @@ async def _run(sc: Any, workdir: Path, rules: Path, duration: float | None) -> i
                     {k["worker"]: k["good"] for k in floor.ledger["kpis"]} if _done(floor) else None
                 )
                 console.print(view.summary(truth))
+                console.print(await line_scores(stack.kpi_url, admin_key, sc.start.date()))
         with console.status("stopping everything"):
             await asyncio.to_thread(group.stop_all)
     console.print("[green]✓[/] stopped; nothing left running")

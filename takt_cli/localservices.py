@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,8 @@ from typing import Self
 
 import httpx
 
-SETUP_HINT = "run `make setup` (installs mosquitto, influxdb and socat through apt)"
+SETUP_HINT = "run `make setup` (installs mosquitto, influxdb, postgresql-15 and socat through apt)"
+POSTGRES_BIN = ("/usr/lib/postgresql/15/bin",)
 
 
 class ServiceError(RuntimeError):
@@ -84,6 +86,10 @@ class LocalService:
     def wait_ready(self, timeout: float) -> None:
         raise NotImplementedError
 
+    def run_as(self) -> str | None:
+        """The user (and group) the server must run as; None = ourselves."""
+        return None
+
     def start(self, timeout: float = 30.0) -> Self:
         if self.running:
             return self
@@ -95,6 +101,8 @@ class LocalService:
             stdin=subprocess.DEVNULL,
             cwd=self.workdir,
             start_new_session=True,
+            user=self.run_as(),
+            group=self.run_as(),
         )
         log.close()
         try:
@@ -300,6 +308,93 @@ bind-address = "127.0.0.1:{self.rpc_port}"
             raise ServiceError(f"write failed {response.status_code}: {response.text}")
 
 
+@dataclass
+class Postgres(LocalService):
+    """PostgreSQL 15 (Debian's binaries) with trust auth on loopback, for the KPI store.
+
+    PostgreSQL refuses to run as root, so as root the cluster lives in a temp folder of
+    its own owned by ``postgres`` (a pytest temp folder is private to root) and the server
+    runs as that user; the log stays in ``workdir``.
+    """
+
+    datadir: Path | None = None
+
+    @property
+    def superuser(self) -> str:
+        return "postgres" if os.geteuid() == 0 else _current_user()
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://{self.superuser}@127.0.0.1:{self.port}/{database}"
+
+    def run_as(self) -> str | None:
+        return "postgres" if os.geteuid() == 0 else None
+
+    def command(self) -> list[str]:
+        if self.datadir is None:
+            self.datadir = Path(tempfile.mkdtemp(prefix="takt-pg-"))
+            if os.geteuid() == 0:
+                shutil.chown(self.datadir, "postgres", "postgres")
+            with self.log_path.open("ab") as log:
+                subprocess.run(
+                    [find_binary("initdb", POSTGRES_BIN), "-D", str(self.datadir / "data"),
+                     "-A", "trust", "-U", self.superuser, "-E", "UTF8", "--no-sync"],
+                    check=True, stdout=log, stderr=subprocess.STDOUT, user=self.run_as(),
+                    group=self.run_as(),
+                )  # fmt: skip
+        return [
+            find_binary("postgres", POSTGRES_BIN), "-D", str(self.datadir / "data"),
+            "-p", str(self.port), "-k", str(self.datadir), "-c", "listen_addresses=127.0.0.1",
+            "-c", "fsync=off", "-c", "max_connections=200",
+        ]  # fmt: skip
+
+    def start(self, timeout: float = 60.0) -> Self:
+        return super().start(timeout)
+
+    def wait_ready(self, timeout: float) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        _wait_tcp(self.port, deadline, self.proc, self.log_path)
+        import psycopg
+
+        while time.monotonic() < deadline:
+            try:
+                with psycopg.connect(self._dsn("postgres"), connect_timeout=2):
+                    return
+            except psycopg.OperationalError:
+                time.sleep(0.1)
+        raise ServiceError(f"postgres did not accept connections; log:\n{_tail(self.log_path)}")
+
+    def _dsn(self, database: str) -> str:
+        return f"host=127.0.0.1 port={self.port} user={self.superuser} dbname={database}"
+
+    def create_database(self, name: str) -> str:
+        """A new empty database; returns its SQLAlchemy URL."""
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self._dsn("postgres"), autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return self.url(name)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Fast shutdown (SIGINT): SIGTERM would wait for every client to disconnect."""
+        self._signal(signal.SIGINT)
+        super().stop(timeout)
+
+    def remove(self) -> None:
+        """Stop and delete the cluster's folder."""
+        self.stop()
+        if self.datadir is not None:
+            shutil.rmtree(self.datadir, ignore_errors=True)
+            self.datadir = None
+
+
+def _current_user() -> str:
+    import getpass
+
+    return getpass.getuser()
+
+
 def mosquitto(
     workdir: Path,
     *,
@@ -326,3 +421,9 @@ def influxd(
     """An influxd (not yet started) in ``workdir`` on ``port`` or a free one."""
     workdir.mkdir(parents=True, exist_ok=True)
     return Influxd(name="influxd", workdir=workdir, port=port or free_port(), admin=admin)
+
+
+def postgres(workdir: Path, *, port: int | None = None) -> Postgres:
+    """A PostgreSQL 15 (not yet started) logging in ``workdir``, on ``port`` or a free one."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    return Postgres(name="postgres", workdir=workdir, port=port or free_port())

@@ -7,6 +7,7 @@ give each test its own process. Missing binaries fail with the fix, not a skip.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from takt_cli.localservices import (
     Influxd,
     LocalService,
     Mosquitto,
+    Postgres,
     ServiceError,
     find_binary,
 )
@@ -27,6 +29,9 @@ from takt_cli.localservices import (
 )
 from takt_cli.localservices import (
     mosquitto as make_mosquitto,
+)
+from takt_cli.localservices import (
+    postgres as make_postgres,
 )
 
 S = TypeVar("S", bound=LocalService)
@@ -40,7 +45,9 @@ if os.environ.get("CI"):
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Anything using a real service fixture is an integration test."""
-    service_fixtures = {"mosquitto", "influxd", "mosquitto_factory", "influxd_factory"}
+    service_fixtures = {
+        "mosquitto", "influxd", "mosquitto_factory", "influxd_factory", "postgres", "store_url",
+    }  # fmt: skip
     for item in items:
         if service_fixtures & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)
@@ -67,6 +74,37 @@ def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influxd]:
     _require("influxd")
     with make_influxd(tmp_path_factory.mktemp("influxd")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
+    """One PostgreSQL 15 for the whole session; tests create their own databases."""
+    _require_postgres()
+    server = make_postgres(tmp_path_factory.mktemp("postgres"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+def _require_postgres() -> None:
+    try:
+        find_binary("postgres", ("/usr/lib/postgresql/15/bin",))
+    except ServiceError as err:
+        pytest.fail(str(err), pytrace=False)
+
+
+_store_dbs = itertools.count()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty relational store, once embedded SQLite and once real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.sqlite'}"
+    server: Postgres = request.getfixturevalue("postgres")
+    return server.create_database(f"store_{os.getpid()}_{next(_store_dbs)}")
 
 
 def _private(make: Callable[..., S], folder: Path) -> Iterator[Callable[..., S]]:

@@ -8,7 +8,7 @@ from typing import Annotated, Any, cast
 from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from kpi_service.core.apikeys import SCOPES, KeyStore, Principal
+from kpi_service.core.apikeys import SCOPES, KeyStore, Principal, Refused
 from kpi_service.core.audit import AuditLog
 from kpi_service.core.config import Settings
 from kpi_service.influx import InfluxReader
@@ -49,11 +49,15 @@ def get_principal(
     if not key:
         raise UNAUTHORIZED
     store = cast(KeyStore, request.app.state.keys)
-    principal = store.lookup(key)
-    if principal is None:
+    found = store.authenticate(key)
+    if isinstance(found, Refused):
+        request.state.refused_as = f"{found.reason}:{found.name}"
         raise UNAUTHORIZED
-    request.state.principal = principal
-    return principal
+    if found is None:
+        request.state.refused_as = "invalid-key"
+        raise UNAUTHORIZED
+    request.state.principal = found
+    return found
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
@@ -91,24 +95,17 @@ AuditDep = Annotated[AuditLog, Depends(get_audit)]
 
 
 def audited(*scopes: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
-    """Dependency for KPI reads: scope check, then an audit entry before any data is read."""
+    """Dependency for KPI reads: the scope check. Every /api request, allowed or refused,
+    is recorded with its status by ``kpi_service.api.auditing.AuditMiddleware``."""
     checker = require_scopes(*scopes)
 
-    async def record(
-        request: Request,
-        audit: AuditDep,
+    async def check(
         # A default, not Annotated: a closure variable cannot be resolved from a string annotation.
         principal: Principal = Depends(checker),  # noqa: B008
     ) -> Principal:
-        audit.record(
-            principal.name,
-            request.method,
-            request.url.path,
-            dict(request.query_params),
-        )
         return principal
 
-    return record
+    return check
 
 
 KpiReader = Annotated[Principal, Depends(audited("hr:read", "supervisor"))]

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from kpi_service.api.routes import alerts, audit, calendar, distribution, kpis, me, workers
+from kpi_service.api.routes import (
+    alerts,
+    audit,
+    calendar,
+    distribution,
+    external,
+    kpis,
+    me,
+    schemes,
+    scores,
+    targets,
+    workers,
+)
 
 api_router = APIRouter(
     prefix="/api/v1",
@@ -21,3 +33,7 @@ api_router.include_router(distribution.router)
 api_router.include_router(calendar.router)
 api_router.include_router(audit.router)
 api_router.include_router(alerts.router)
+api_router.include_router(schemes.router)
+api_router.include_router(scores.router)
+api_router.include_router(external.router)
+api_router.include_router(targets.router)

@@ -129,8 +129,11 @@ class ShiftOut(BaseModel):
 
 class AuditOut(BaseModel):
     id: int
-    at: str
-    principal: str
+    at: datetime
+    principal: str = Field(
+        description="Key name; revoked:NAME / expired:NAME, invalid-key or anonymous if refused."
+    )
     method: str
     path: str
-    query: dict[str, str]
+    query: dict[str, list[str]] = Field(description="Every parameter sent, repeats in order.")
+    status: int | None = Field(description="HTTP status of the answer (CLI actions: exit code).")

@@ -125,7 +125,7 @@ class _YamlSource(PydanticBaseSettingsSource):
 MIN_SECRET_CHARS = 16
 """A key shorter than this is guessable (API key hashes and pseudonyms depend on it)."""
 
-_SECRET_FIELDS = {"secret_key", "pseudonym_key", "influx_password"}
+_SECRET_FIELDS = {"secret_key", "pseudonym_key", "influx_password", "database_url"}
 
 
 class Settings(BaseSettings):
@@ -154,6 +154,12 @@ class Settings(BaseSettings):
     pseudonym_key: SecretStr | None = None
 
     state_dir: Path = Path("var/kpi")
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the relational store (keys, audit, schemes, targets); "
+        "e.g. postgresql+psycopg://takt:PASSWORD@db/takt. Default: SQLite file "
+        "state_dir/takt.sqlite. May hold a password, so environment only.",
+    )
     timezone: str = "UTC"
     shifts: list[ShiftDef] = Field(default_factory=_default_shifts)
     standards: list[Standard] = Field(default_factory=list)
@@ -229,12 +235,20 @@ class Settings(BaseSettings):
         return self
 
     @property
-    def keys_db(self) -> Path:
-        return self.state_dir / "apikeys.sqlite"
+    def store_url(self) -> str:
+        """The relational store: ``database_url``, else SQLite in ``state_dir``."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.state_dir / 'takt.sqlite'}"
 
     @property
-    def audit_db(self) -> Path:
-        return self.state_dir / "audit.sqlite"
+    def keys_db(self) -> str:
+        """Where API keys live (the store; kept as a name of its own for callers)."""
+        return self.store_url
+
+    @property
+    def audit_db(self) -> str:
+        return self.store_url
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -56,6 +56,9 @@ def test_demo_with_duration_prints_a_summary_and_exits_0(tmp_path: Path) -> None
     assert "✗" not in summary, summary  # measured units equal the simulator's ledger
     assert "worker-defect-rate: W003" in output, output  # the demo's defect spike
     assert "takt_" in output  # an example API key is printed
+    scores = output[output.index("Scores (scheme demo-line") :]
+    assert "band shares" in scores, scores  # the line's scores and band shares at the end
+    assert any(w in scores for w in ("W001", "W002", "W003", "W004")), scores
     assert not leftovers(str(workdir))
 
 

@@ -1,15 +1,15 @@
-"""Every KPI route refuses missing/invalid credentials and wrong scopes; reads are audited."""
+"""Every KPI route refuses missing/invalid credentials and wrong scopes; every request is
+audited with its parameters and status."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 
 from kpi_service.core.audit import AuditLog
 from kpi_service.main import create_app
+from kpi_service.store.db import Database
 
 from .conftest import Keys, auth, make_settings
 
@@ -52,39 +52,65 @@ def test_wrong_scope_is_forbidden(client: TestClient, keys: Keys) -> None:
     for path in my_routes(client):
         if path.endswith(("/me", "/audit", "/calendar/shifts")):  # no per-line data
             continue
+        if "/schemes" in path or "/scores" in path:
+            continue  # scoped by the scheme's lines, not a line parameter: see test_scores.py
         # A supervisor asking for a line it does not supervise: refused before any data is read.
         response = client.get(path, params={**PARAMS, "line": "L1"}, headers=auth(keys.sup_l2))
         assert response.status_code == 403, path
 
 
-def test_reads_are_audited_and_the_log_is_append_only(client: TestClient, keys: Keys) -> None:
+def test_every_request_is_audited_with_its_status(client: TestClient, keys: Keys) -> None:
     client.get("/api/v1/calendar/shifts", params=PARAMS, headers=auth(keys.hr))
     client.get("/api/v1/kpis", params={**PARAMS, "line": "L1"}, headers=auth(keys.sup_l2))
+    client.get("/api/v1/kpis?worker=W1&worker=W2&worker=W3", headers=auth(keys.hr))
+    client.get("/api/v1/me")
+    client.get("/api/v1/me", headers=auth("takt_nope"))
+    client.get("/api/v1/audit", headers=auth(keys.hr))
     entries = client.get("/api/v1/audit", headers=auth(keys.admin)).json()
-    assert [(e["principal"], e["path"]) for e in entries] == [
-        ("hr-alice", "/api/v1/calendar/shifts"),
-        ("sup-l2", "/api/v1/kpis"),  # refused reads are audited too
-        ("admin-bob", "/api/v1/audit"),
+    assert [(e["principal"], e["path"], e["status"]) for e in entries] == [
+        ("hr-alice", "/api/v1/calendar/shifts", 200),
+        ("sup-l2", "/api/v1/kpis", 403),  # refused reads are audited too
+        ("hr-alice", "/api/v1/kpis", 422),  # start/end missing
+        ("anonymous", "/api/v1/me", 401),
+        ("invalid-key", "/api/v1/me", 401),
+        ("hr-alice", "/api/v1/audit", 403),
     ]
-    assert entries[1]["query"]["line"] == "L1"
+    assert entries[1]["query"] == {"start": ["2026-03-10"], "end": ["2026-03-10"], "line": ["L1"]}
+    assert entries[2]["query"] == {"worker": ["W1", "W2", "W3"]}  # every repeat kept
     for method in ("post", "put", "patch", "delete"):
         response = getattr(client, method)("/api/v1/audit", headers=auth(keys.admin))
         assert response.status_code == 405
     again = client.get("/api/v1/audit", headers=auth(keys.admin)).json()
-    assert again[: len(entries)] == entries and len(again) == len(entries) + 1
+    assert again[: len(entries)] == entries
+    assert [(e["method"], e["status"]) for e in again[len(entries) :]] == [("GET", 200)] + [
+        (m, 405) for m in ("POST", "PUT", "PATCH", "DELETE")
+    ]
+    mine = client.get("/api/v1/audit", params={"principal": "sup-l2"}, headers=auth(keys.admin))
+    assert [e["path"] for e in mine.json()] == ["/api/v1/kpis"]
 
 
-def test_audit_database_refuses_updates_and_deletes(tmp_path: Path) -> None:
-    log = AuditLog(tmp_path / "audit.sqlite")
-    log.record("x", "GET", "/api/v1/kpis", {})
-    with (
-        sqlite3.connect(log.path) as db,
-        pytest.raises(sqlite3.IntegrityError, match="append-only"),
-    ):
-        db.execute("UPDATE audit SET principal = 'y'")
-    with (
-        sqlite3.connect(log.path) as db,
-        pytest.raises(sqlite3.IntegrityError, match="append-only"),
-    ):
-        db.execute("DELETE FROM audit")
-    assert [e.principal for e in log.entries()] == ["x"]
+def test_a_request_is_refused_when_it_cannot_be_audited(
+    client: TestClient, keys: Keys, tmp_path: Path
+) -> None:
+    """No answer leaves without an audit entry: a broken audit store means a 500, no data."""
+    me = client.get("/api/v1/me", headers=auth(keys.hr))
+    assert me.status_code == 200
+    broken = tmp_path / "gone" / "audit.sqlite"
+    client.app.state.audit = AuditLog(Database(broken))  # type: ignore[attr-defined]
+    broken.unlink()  # the next connection opens an empty file without the audit table
+    response = client.get("/api/v1/me", headers=auth(keys.hr))
+    assert response.status_code == 500
+    assert response.json() == {"detail": "the request could not be audited, so it was not answered"}
+
+
+def test_keys_and_audit_work_the_same_on_postgresql(store_url: str, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, database_url=store_url)
+    keys = Keys(settings)
+    with TestClient(create_app(settings)) as api:
+        assert api.get("/api/v1/me", headers=auth(keys.sup_l1)).json()["lines"] == ["L1"]
+        api.get("/api/v1/kpis?worker=W1&worker=W2", headers=auth(keys.hr + "x"))
+        entries = api.get("/api/v1/audit", headers=auth(keys.admin)).json()
+    assert [(e["principal"], e["status"], e["query"]) for e in entries] == [
+        ("sup-l1", 200, {}),
+        ("invalid-key", 401, {"worker": ["W1", "W2"]}),
+    ]

@@ -19,5 +19,7 @@ async def read_audit(
     audit: AuditDep,
     after_id: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    principal: Annotated[str | None, Query(max_length=128, description="Only this caller.")] = None,
 ) -> list[AuditOut]:
-    return [AuditOut(**vars(e)) for e in audit.entries(after_id=after_id, limit=limit)]
+    entries = audit.entries(after_id=after_id, limit=limit, principal=principal)
+    return [AuditOut(**vars(e)) for e in entries]

@@ -1,0 +1,264 @@
+"""Scores under a scheme: list, one worker with evidence, CSV/XLSX export, distribution.
+
+Who may read: HR for every scheme, a supervisor for schemes confined to its lines. The
+distribution compares only workers under the same scheme and period, and flags a period
+whose top-band share passes the scheme's inflation threshold.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+
+from kpi_service.api.deps import InfluxDep, KpiReader, SettingsDep
+from kpi_service.api.models import NameList
+from kpi_service.api.routes.workers import WorkerPath
+from kpi_service.api.score_models import (
+    BandShare,
+    MetricScoreOut,
+    PeriodDistribution,
+    ScoreDistribution,
+    ScoreEvidence,
+    ScoreOut,
+    ScorePage,
+)
+from kpi_service.api.stores import ExternalDep, RegistryDep
+from kpi_service.core.apikeys import Principal
+from kpi_service.core.config import Settings
+from kpi_service.influx import InfluxReader
+from kpi_service.scores.external import ExternalStore
+from kpi_service.scores.registry import SchemeRegistry
+from kpi_service.scores.service import ScoreRun, WorkerScore, compute_scores
+
+router = APIRouter(tags=["scores"], responses={404: {"description": "No such scheme."}})
+
+SchemeQ = Annotated[
+    str,
+    Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$", max_length=64, description="Scheme name."),
+]
+StatusQ = Annotated[
+    Literal["scored", "insufficient_data"] | None, Query(description="Only this status.")
+]
+
+
+def score_out(s: WorkerScore) -> ScoreOut:
+    r = s.result
+    return ScoreOut(
+        worker=s.worker,
+        period=s.period,
+        start=s.start,
+        end=s.end,
+        scheme=s.scheme,
+        version=s.version,
+        status=r.status,
+        score=r.score,
+        band=r.band,
+        effective_hours=round(s.effective_hours, 4),
+        units=s.units,
+        reasons=r.reasons,
+        metrics=[MetricScoreOut(**vars(m)) for m in r.metrics],
+    )
+
+
+async def _run(
+    reader: InfluxReader, settings: Settings, registry: SchemeRegistry,
+    externals: ExternalStore, principal: Principal, scheme: str, start: date, end: date,
+    worker: list[str] | None,
+) -> ScoreRun:  # fmt: skip
+    return await compute_scores(
+        reader, settings, registry, externals, principal, scheme, start, end, worker
+    )
+
+
+@router.get(
+    "/scores", summary="Scores per worker and period under a scheme", response_model=ScorePage
+)
+async def list_scores(
+    principal: KpiReader,
+    settings: SettingsDep,
+    reader: InfluxDep,
+    registry: RegistryDep,
+    externals: ExternalDep,
+    scheme: SchemeQ,
+    start: date,
+    end: date,
+    worker: NameList = None,
+    status: StatusQ = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> ScorePage:
+    limit = min(limit, settings.max_page_size)
+    run = await _run(reader, settings, registry, externals, principal, scheme, start, end, worker)
+    scores = [s for s in run.scores if status is None or s.result.status == status]
+    return ScorePage(
+        items=[score_out(s) for s in scores[offset : offset + limit]],
+        total=len(scores),
+        limit=limit,
+        offset=offset,
+        timezone=settings.timezone,
+    )
+
+
+@router.get(
+    "/workers/{worker_id}/scores",
+    summary="One worker's scores with the evidence: values, formulas, sources",
+)
+async def worker_scores(
+    worker_id: WorkerPath,
+    principal: KpiReader,
+    settings: SettingsDep,
+    reader: InfluxDep,
+    registry: RegistryDep,
+    externals: ExternalDep,
+    scheme: SchemeQ,
+    start: date,
+    end: date,
+) -> ScoreEvidence:
+    run = await _run(
+        reader, settings, registry, externals, principal, scheme, start, end, [worker_id]
+    )
+    return ScoreEvidence(
+        worker=worker_id,
+        scores=[score_out(s) for s in run.scores],
+        measured=[{"period": s.period, **s.measured} for s in run.scores],
+    )
+
+
+def _columns(run: ScoreRun) -> list[str]:
+    names: list[str] = []
+    for v in run.versions.values():
+        for m in v.spec.metrics:
+            if m.name not in names:
+                names.append(m.name)
+    base = ["worker", "period", "start", "end", "scheme", "version", "status", "score", "band",
+            "effective_hours", "units", "reasons"]  # fmt: skip
+    return base + [f"{n}_{part}" for n in names for part in ("value", "points", "contribution")]
+
+
+def _flat(s: WorkerScore) -> dict[str, Any]:
+    out = score_out(s)
+    row: dict[str, Any] = {
+        "worker": out.worker, "period": out.period, "start": out.start.isoformat(),
+        "end": out.end.isoformat(), "scheme": out.scheme, "version": out.version,
+        "status": out.status, "score": out.score, "band": out.band,
+        "effective_hours": out.effective_hours, "units": out.units,
+        "reasons": "; ".join(out.reasons),
+    }  # fmt: skip
+    for m in out.metrics:
+        row[f"{m.name}_value"] = m.value
+        row[f"{m.name}_points"] = m.points
+        row[f"{m.name}_contribution"] = m.contribution
+    return row
+
+
+MEDIA = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+@router.get(
+    "/scores/export",
+    summary="The same scores as a CSV or XLSX file (one row per worker and period)",
+    responses={200: {"content": {m: {} for m in MEDIA.values()}}},
+    response_class=Response,
+)
+async def export_scores(
+    principal: KpiReader,
+    settings: SettingsDep,
+    reader: InfluxDep,
+    registry: RegistryDep,
+    externals: ExternalDep,
+    scheme: SchemeQ,
+    start: date,
+    end: date,
+    format: Annotated[Literal["csv", "xlsx"], Query()] = "csv",
+    worker: NameList = None,
+) -> Response:
+    run = await _run(reader, settings, registry, externals, principal, scheme, start, end, worker)
+    columns = _columns(run)
+    rows = [_flat(s) for s in run.scores]
+    if format == "csv":
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        body = text.getvalue().encode()
+    else:
+        from openpyxl import Workbook
+
+        book = Workbook(write_only=True)
+        sheet = book.create_sheet("Scores")
+        sheet.append(columns)
+        for row in rows:
+            sheet.append([row.get(c) for c in columns])
+        buffer = io.BytesIO()
+        book.save(buffer)
+        body = buffer.getvalue()
+    name = f"takt-scores-{scheme}-{start.isoformat()}-{end.isoformat()}.{format}"
+    return Response(
+        body,
+        media_type=MEDIA[format],
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+def histogram(scores: list[float]) -> list[int]:
+    """Counts per 10-point bin; 100 falls in the last bin."""
+    bins = [0] * 10
+    for s in scores:
+        bins[min(9, int(s // 10))] += 1
+    return bins
+
+
+@router.get(
+    "/scores/distribution",
+    summary="Band shares and a histogram per period, with the inflation flag",
+)
+async def score_distribution(
+    principal: KpiReader,
+    settings: SettingsDep,
+    reader: InfluxDep,
+    registry: RegistryDep,
+    externals: ExternalDep,
+    scheme: SchemeQ,
+    start: date,
+    end: date,
+) -> ScoreDistribution:
+    run = await _run(reader, settings, registry, externals, principal, scheme, start, end, None)
+    periods: list[PeriodDistribution] = []
+    for bucket, version in run.periods:
+        mine = [s for s in run.scores if s.period == bucket.label]
+        scored = [s for s in mine if s.result.score is not None]
+        values = [s.result.score for s in scored if s.result.score is not None]
+        bands: list[BandShare] = []
+        top: float | None = None
+        if version is not None:
+            for band in version.spec.bands:
+                count = sum(1 for s in scored if s.result.band == band.name)
+                share = count / len(scored) if scored else None
+                bands.append(BandShare(name=band.name, min_score=band.min_score, count=count,
+                                       share=share))  # fmt: skip
+            top = bands[0].share
+        threshold = version.spec.inflation_threshold if version is not None else None
+        periods.append(
+            PeriodDistribution(
+                period=bucket.label,
+                start=bucket.start,
+                end=bucket.end,
+                version=version.version if version is not None else None,
+                scored=len(scored),
+                insufficient_data=len(mine) - len(scored),
+                bands=bands,
+                histogram=histogram(values),
+                top_band_share=top,
+                inflation_threshold=threshold,
+                inflated=top is not None and threshold is not None and top > threshold,
+            )
+        )
+    return ScoreDistribution(scheme=scheme, periods=periods)

@@ -1,0 +1,22 @@
+"""Dependencies for the relational store's repositories (schemes, external metrics)."""
+
+from __future__ import annotations
+
+from typing import Annotated, cast
+
+from fastapi import Depends, Request
+
+from kpi_service.scores.external import ExternalStore
+from kpi_service.scores.registry import SchemeRegistry
+
+
+def get_registry(request: Request) -> SchemeRegistry:
+    return cast(SchemeRegistry, request.app.state.schemes)
+
+
+def get_externals(request: Request) -> ExternalStore:
+    return cast(ExternalStore, request.app.state.externals)
+
+
+RegistryDep = Annotated[SchemeRegistry, Depends(get_registry)]
+ExternalDep = Annotated[ExternalStore, Depends(get_externals)]

@@ -1,0 +1,110 @@
+"""The store's tables as SQLAlchemy Core objects (the code's view; migrations create them)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+apikeys = Table(
+    "apikeys",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("hash", String(64), nullable=False, unique=True),
+    Column("scopes", Text, nullable=False, comment="JSON list"),
+    Column("lines", Text, nullable=True, comment="JSON list; NULL = all lines"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("rotated_at", DateTime(timezone=True), nullable=True),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("principal", String(128), nullable=False),
+    Column("method", String(16), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("query", Text, nullable=False, comment="JSON list of [name, value] pairs, in order"),
+    Column("status", Integer, nullable=True, comment="HTTP status (CLI: exit code)"),
+)
+
+scheme_versions = Table(
+    "scheme_versions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("scheme", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("effective_from", Date, nullable=False),
+    Column("spec", Text, nullable=False, comment="The validated SchemeSpec as JSON"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(128), nullable=False),
+    UniqueConstraint("scheme", "version", name="scheme_versions_version"),
+    UniqueConstraint("scheme", "effective_from", name="scheme_versions_effective"),
+)
+
+external_metrics = Table(
+    "external_metrics",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("worker", String(64), nullable=False),
+    Column("metric", String(64), nullable=False),
+    Column("period_start", Date, nullable=False),
+    Column("period_end", Date, nullable=False),
+    Column("value", Float, nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("reference", String(256), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("received_by", String(128), nullable=False),
+    UniqueConstraint("source", "reference", name="external_metrics_reference"),
+    Index("external_metrics_metric_period", "metric", "period_start"),
+)
+
+targets = Table(
+    "targets",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False, comment="worker | station | line"),
+    Column("subject", String(64), nullable=False, comment="worker id, station id or line id"),
+    Column("line", String(64), nullable=False),
+    Column("metric", String(64), nullable=False),
+    Column("period", String(16), nullable=False, comment="day | week | month"),
+    Column("period_start", Date, nullable=False),
+    Column("value", Float, nullable=False),
+    Column("note", Text, nullable=False),
+    Column("set_at", DateTime(timezone=True), nullable=False),
+    Column("set_by", String(128), nullable=False),
+    Index("targets_subject", "kind", "subject", "line", "metric", "period_start"),
+)
+
+target_acks = Table(
+    "target_acks",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("target_id", Id, ForeignKey("targets.id"), nullable=False),
+    Column("worker", String(64), nullable=False),
+    Column("acknowledged_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_by", String(128), nullable=False),
+    UniqueConstraint("target_id", "worker", name="target_acks_once"),
+)
