@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from edge_agent.profile import DeviceProfile, OperatorSignal, is_code
+from edge_agent.profile import DeviceProfile
+from edge_agent.signals import OperatorSignal, is_code
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edge_agent.profile import Framing
+from edge_agent.sources.serial.models import Framing
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,11 @@ from asyncua.common.node import Node
 from asyncua.crypto import security_policies
 
 from edge_agent.backoff import Backoff
-from edge_agent.config import GatewayConfig, OpcuaConnection
+from edge_agent.config import GatewayConfig
 from edge_agent.mapping import RawReading
 from edge_agent.metrics import AgentMetrics
 from edge_agent.sources.base import Binding, Sink
+from edge_agent.sources.opcua.models import OpcuaBinding, OpcuaConnection
 
 log = logging.getLogger(__name__)
 
@@ -113,9 +114,9 @@ class OpcuaSource:
 
     async def _discover_codes(self, client: Client, idx: int, binding: Binding) -> list[str]:
         """Variables matching the defect pattern under the station object."""
-        opc = binding.profile.opcua
+        opc = binding.profile.section(OpcuaBinding)
         defects = binding.profile.signals.defects
-        if opc is None or defects is None or defects.format != "pattern" or not opc.station_object:
+        if defects is None or defects.format != "pattern" or not opc.station_object:
             return []
         station = binding.station.id
         pattern = opc.node.format(station=station, name=defects.at.replace("{code}", "\0"))
@@ -165,8 +166,7 @@ class OpcuaSource:
         queue_size = 1000
         interval = 100.0
         for binding in self.bindings:
-            opc = binding.profile.opcua
-            assert opc is not None
+            opc = binding.profile.section(OpcuaBinding)
             queue_size = max(queue_size, opc.queue_size)
             interval = min(interval, opc.publishing_interval_ms)
             idx = await client.get_namespace_index(opc.namespace_uri)
