@@ -49,7 +49,8 @@ class DefectSignal(_Strict):
     at: str = Field(
         min_length=1,
         description="per_code: a map code→count at this path, a 'code:n,code:n' string "
-        "(format: pairs), or a variable name with '{code}' (OPC UA); "
+        "(format: pairs; ',', ';' or ' ' between pairs), or a variable name with '{code}' "
+        "(OPC UA); "
         "total_and_last_code: the total reject counter.",
     )
     format: Literal["map", "pairs", "pattern"] = "map"

@@ -1,60 +1,68 @@
-"""Serial frame decoding (pure): bytes in, field maps or reasons for skipping out.
+"""Serial framing (pure): bytes in, field maps or reasons for skipping out.
 
-``STX <fields> ETX <CS><CS> <terminator>``; the checksum is the XOR of the bytes
-between STX and ETX as two upper-case hex digits. A flipped byte fails the
-checksum; a truncated frame shows as a new STX before the ETX. Both are counted
-and skipped, and decoding resynchronises on the next STX.
+Two ways to cut records out of the stream:
+
+- ``delimited``: ``START <record> END [checksum] [terminator]`` (by default STX,
+  ETX and two hex digits of the XOR). A truncated frame shows as a new start
+  byte before the end byte; decoding resynchronises on the next start byte.
+- ``line``: one record per line (``[prefix]<record>[sep checksum]<terminator>``),
+  as CSV-style and NMEA-style devices send. With a prefix, a second prefix in a
+  line marks the text before it as truncated.
+
+The checksum is checked before the record's text is parsed (``records``); a
+flipped byte fails it. Every skipped piece is returned with its reason so the
+source can count it per station.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from edge_agent.sources.serial import checksums
+from edge_agent.sources.serial.models import Framing, Record
+from edge_agent.sources.serial.records import Corrupt, Fields, RecordParser
 
-from edge_agent.sources.serial.models import Framing
+__all__ = ["Corrupt", "Decoded", "FrameDecoder", "encode_frame", "xor_checksum"]
 
-
-@dataclass(frozen=True)
-class Corrupt:
-    reason: str
-    raw: bytes
-
-
-Decoded = dict[str, str] | Corrupt
-
-
-def xor_checksum(body: bytes) -> int:
-    value = 0
-    for byte in body:
-        value ^= byte
-    return value
+Decoded = Fields | Corrupt
+xor_checksum = checksums.xor8
 
 
 def encode_frame(fields: dict[str, str], framing: Framing) -> bytes:
-    """The inverse of decoding (used by tests and by anyone writing a device)."""
+    """A key_value record in a delimited frame (the simulators' serial box format)."""
     body = framing.field_separator.join(
         f"{k}{framing.key_value_separator}{v}" for k, v in fields.items()
     ).encode()
-    checksum = b"" if framing.checksum == "none" else f"{xor_checksum(body):02X}".encode()
     return (
         bytes([framing.start])
         + body
         + bytes([framing.end])
-        + checksum
+        + checksums.render(framing.checksum, body)
         + framing.terminator.encode()
     )
 
 
 class FrameDecoder:
-    def __init__(self, framing: Framing) -> None:
+    def __init__(self, framing: Framing, record: Record | None = None) -> None:
         self.framing = framing
+        self.parser = RecordParser(record or Record(), framing)
         self.buffer = bytearray()
-        self._cs_len = 0 if framing.checksum == "none" else 2
+        self._cs_len = checksums.digits(framing.checksum)
+        self._trailing_cs = framing.checksum != "none" and framing.checksum_separator is None
 
     def feed(self, data: bytes) -> list[Decoded]:
         self.buffer += data
         out: list[Decoded] = []
+        if self.framing.mode == "line":
+            self._lines(out)
+        else:
+            self._delimited(out)
+        return out
+
+    # -- cutting ----------------------------------------------------------
+
+    def _delimited(self, out: list[Decoded]) -> None:
         f = self.framing
         buf = self.buffer
+        trailing = self._cs_len if self._trailing_cs else 0
         while True:
             start = buf.find(f.start)
             if start < 0:
@@ -76,34 +84,63 @@ class FrameDecoder:
                     out.append(Corrupt("oversized", bytes(buf)))
                     buf.clear()
                 break
-            if len(buf) < end + 1 + self._cs_len:
+            if len(buf) < end + 1 + trailing:
                 break
             body = bytes(buf[1:end])
-            checksum = bytes(buf[end + 1 : end + 1 + self._cs_len])
-            del buf[: end + 1 + self._cs_len]
+            checksum = bytes(buf[end + 1 : end + 1 + trailing])
+            del buf[: end + 1 + trailing]
             terminator = f.terminator.encode()
             if terminator and buf[: len(terminator)] == terminator:
                 del buf[: len(terminator)]
-            out.append(self._parse(body, checksum))
-        return out
+            out.append(self._record(body, checksum))
 
-    def _parse(self, body: bytes, checksum: bytes) -> Decoded:
+    def _lines(self, out: list[Decoded]) -> None:
         f = self.framing
-        if self._cs_len:
-            try:
-                expected = int(checksum.decode("ascii"), 16)
-            except (UnicodeDecodeError, ValueError):
+        buf = self.buffer
+        terminator = f.terminator.encode()
+        prefix = f.prefix.encode()
+        while True:
+            end = buf.find(terminator)
+            if end < 0:
+                if len(buf) > f.max_frame_bytes:
+                    out.append(Corrupt("oversized", bytes(buf)))
+                    buf.clear()
+                break
+            line = bytes(buf[:end])
+            del buf[: end + len(terminator)]
+            if not line.strip():
+                continue
+            if len(line) > f.max_frame_bytes:
+                out.append(Corrupt("oversized", line))
+                continue
+            if prefix:
+                first = line.find(prefix)
+                if first < 0:
+                    out.append(Corrupt("noise", line))
+                    continue
+                if line[:first].strip():
+                    out.append(Corrupt("noise", line[:first]))
+                last = line.rfind(prefix)
+                if last > first:
+                    out.append(Corrupt("truncated", line[first:last]))
+                line = line[last + len(prefix) :]
+            if self._trailing_cs:
+                if len(line) < self._cs_len:
+                    out.append(Corrupt("checksum", line))
+                    continue
+                out.append(self._record(line[: -self._cs_len], line[-self._cs_len :]))
+            else:
+                out.append(self._record(line, b""))
+
+    # -- checking and parsing ----------------------------------------------
+
+    def _record(self, body: bytes, checksum: bytes) -> Decoded:
+        f = self.framing
+        if f.checksum != "none" and f.checksum_separator is not None:
+            head, sep, checksum = body.rpartition(f.checksum_separator.encode())
+            if not sep:
                 return Corrupt("checksum", body)
-            if expected != xor_checksum(body):
-                return Corrupt("checksum", body)
-        try:
-            text = body.decode("ascii")
-        except UnicodeDecodeError:
-            return Corrupt("malformed", body)
-        fields: dict[str, str] = {}
-        for part in text.split(f.field_separator):
-            key, sep, value = part.partition(f.key_value_separator)
-            if not sep or not key:
-                return Corrupt("malformed", body)
-            fields[key] = value
-        return fields
+            body = head
+        if not checksums.verify(f.checksum, body, checksum):
+            return Corrupt("checksum", body)
+        return self.parser.parse(body)

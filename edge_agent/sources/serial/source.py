@@ -87,7 +87,7 @@ class SerialSource:
             await asyncio.sleep(backoff.next_delay())
 
     async def _pump(self, port: serial.SerialBase, sink: Sink) -> None:
-        decoder = FrameDecoder(self.settings.framing)
+        decoder = FrameDecoder(self.settings.framing, self.settings.record)
         while True:
             data = await asyncio.to_thread(_read, port)
             if not data:
