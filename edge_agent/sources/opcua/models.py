@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -41,7 +42,29 @@ class OpcuaConnection(Credentials):
     defect_codes: list[str] = Field(
         default_factory=list, description="Codes to monitor besides discovered ones."
     )
-    timeout_s: float = Field(default=4.0, gt=0)
+    timeout_s: float = Field(
+        default=4.0, gt=0, description="Connect and request timeout of the OPC UA client."
+    )
+    reconnect_min_s: float = Field(
+        default=0.2, gt=0, description="First wait before reconnecting after a lost session."
+    )
+    reconnect_max_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Longest wait between reconnect attempts (a PLC that is back is read "
+        "again within this time).",
+    )
+    history: Literal["auto", "off"] = Field(
+        default="auto",
+        description="auto: after a reconnect, read the changes missed while disconnected "
+        "(HistoryRead) where the server keeps history; off: never.",
+    )
+    station_retry_max_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest wait between retries of a station whose namespace or "
+        "variables could not be found (the other stations keep running).",
+    )
 
     def rebase(self, base: Path) -> None:
         sec = self.security
@@ -58,7 +81,21 @@ class OpcuaConnection(Credentials):
 class OpcuaBinding(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    namespace_uri: str = Field(min_length=1)
+    namespace_uri: str | None = Field(
+        default=None, min_length=1, description="The namespace, by its exact URI."
+    )
+    namespace_uri_pattern: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The namespace, by a pattern of its URI for servers that put the host "
+        "name in it: a glob ('urn:*:plc'), or a regular expression after 're:' "
+        "('re:^urn:[^:]+:plc$'). Exactly one URI of the server must match.",
+    )
+    namespace_index: int | None = Field(
+        default=None,
+        ge=0,
+        description="The namespace, by its index (fragile: servers may renumber their namespaces).",
+    )
     node: str = Field(
         default="{station}.{name}", description="String NodeId of a signal's variable."
     )
@@ -71,3 +108,25 @@ class OpcuaBinding(BaseModel):
         default_factory=lambda: ["Heartbeat"],
         description="Variables subscribed only to advance the clock.",
     )
+    code_window_ms: float = Field(
+        default=300,
+        ge=0,
+        description="defects total_and_last_code: how long a change of the reject total "
+        "waits for a change of the last-code variable written just after it (a code "
+        "written before it is used at once).",
+    )
+
+    @model_validator(mode="after")
+    def _one_namespace(self) -> OpcuaBinding:
+        given = [self.namespace_uri, self.namespace_uri_pattern, self.namespace_index]
+        if sum(x is not None for x in given) != 1:
+            raise ValueError(
+                "give exactly one of namespace_uri, namespace_uri_pattern, namespace_index"
+            )
+        pattern = self.namespace_uri_pattern
+        if pattern is not None and pattern.startswith("re:"):
+            try:
+                re.compile(pattern.removeprefix("re:"))
+            except re.error as err:
+                raise ValueError(f"namespace_uri_pattern: {err}") from None
+        return self
