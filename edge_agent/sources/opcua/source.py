@@ -249,6 +249,9 @@ class OpcuaSource:
     async def _subscribe_and_forward(self, client: Client, sink: Sink, lost: asyncio.Event) -> None:
         self.sessions += 1
         loop = asyncio.get_running_loop()
+        # history starts where the last session stopped, not at the new session's
+        # first notifications (which update last_seen while history is being read)
+        seen_before = dict(self.last_seen)
         collector = _Collector(lost, self.last_seen)
         stations: list[_Station] = []
         for binding in self.bindings:
@@ -271,7 +274,7 @@ class OpcuaSource:
         by_id = {st.id: st for st in stations}
         if self.sessions > 1 and self.conn.history == "auto":
             nodes = {st.id: dict(st.nodes) for st in stations}
-            missed, blind = await catch_up(client, self.name, nodes, self.last_seen)
+            missed, blind = await catch_up(client, self.name, nodes, seen_before)
             blind_s = (datetime.now(UTC) - self.lost_at).total_seconds() if self.lost_at else 0.0
             for station in blind:
                 self.metrics.blind_windows.labels(station).inc()
