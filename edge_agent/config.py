@@ -7,9 +7,10 @@ is refused, so it never lands in a repository. Errors name the file and field.
 
 from __future__ import annotations
 
-import os
+import operator
+from functools import reduce
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -19,6 +20,8 @@ from edge_agent.attribution import DEFAULT_MAX_AHEAD_S
 from edge_agent.outbox import OnFull
 from edge_agent.profile import DeviceProfile, ProfileError, load_profiles
 from edge_agent.roster import RosterError, load_roster
+from edge_agent.sources.connection import ConnectionModel, rebased
+from edge_agent.sources.registry import protocols
 from takt_wire.batch import MAX_BATCH_EVENTS, MAX_PAYLOAD_BYTES
 from takt_wire.errors import describe_validation_error
 from takt_wire.events import Name
@@ -108,83 +111,14 @@ class HttpConfig(_Strict):
     port: int = Field(default=9108, ge=0, le=65535, description="0 disables the HTTP port.")
 
 
-class OpcuaSecurity(_Strict):
-    policy: Literal["None", "Basic256Sha256", "Aes128_Sha256_RsaOaep"] = "None"
-    mode: Literal["None", "Sign", "SignAndEncrypt"] = "None"
-    certificate: Path | None = None
-    private_key: Path | None = None
-    server_certificate: Path | None = Field(
-        default=None, description="Trusted server certificate; required with a security policy."
-    )
-
-    @model_validator(mode="after")
-    def _complete(self) -> OpcuaSecurity:
-        if (self.policy == "None") != (self.mode == "None"):
-            raise ValueError("policy and mode must both be None or both be set")
-        if self.policy != "None" and not (
-            self.certificate and self.private_key and self.server_certificate
-        ):
-            raise ValueError(
-                "a security policy needs certificate, private_key and server_certificate"
-            )
-        return self
-
-
-class _Credentials(_Strict):
-    username: str | None = None
-    password_env: str | None = Field(
-        default=None, description="Name of the env var with the password."
-    )
-
-    def password(self) -> str | None:
-        if self.password_env is None:
-            return None
-        return os.environ.get(self.password_env)
-
-
-class OpcuaConnection(_Credentials):
-    type: Literal["opcua"]
-    endpoint: str = Field(pattern=r"^opc\.tcp://")
-    security: OpcuaSecurity = Field(default_factory=OpcuaSecurity)
-    defect_codes: list[str] = Field(
-        default_factory=list, description="Codes to monitor besides discovered ones."
-    )
-    timeout_s: float = Field(default=4.0, gt=0)
-
-
-class MqttConnection(_Credentials):
-    type: Literal["mqtt"]
-    host: str = "127.0.0.1"
-    port: int = Field(default=1883, ge=1, le=65535)
-    tls: bool = False
-    client_id: str | None = None
-
-
-class SerialConnection(_Strict):
-    type: Literal["serial"]
-    port: str | None = Field(
-        default=None,
-        description="Device path (/dev/ttyUSB0) or a serial device server URL "
-        "(socket://host:port, rfc2217://host:port).",
-    )
-    port_file: Path | None = Field(default=None, description="File holding the port path.")
-
-    @model_validator(mode="after")
-    def _one(self) -> SerialConnection:
-        if (self.port is None) == (self.port_file is None):
-            raise ValueError("give exactly one of port and port_file")
-        return self
-
-    def resolve(self) -> str:
-        if self.port is not None:
-            return self.port
-        assert self.port_file is not None
-        return self.port_file.read_text().strip()
-
-
-Connection = Annotated[
-    OpcuaConnection | MqttConnection | SerialConnection, Field(discriminator="type")
-]
+if TYPE_CHECKING:
+    Connection = ConnectionModel
+else:
+    Connection = Annotated[
+        reduce(operator.or_, (spec.connection for spec in protocols().values())),
+        Field(discriminator="type"),
+    ]
+"""A station's ``connection:``: one model per registered protocol, chosen by ``type``."""
 
 
 class StationConfig(_Strict):
@@ -286,10 +220,6 @@ def _find_secrets(node: Any, path: str = "") -> list[str]:
     return found
 
 
-def _rebase(path: Path | None, base: Path) -> Path | None:
-    return None if path is None or path.is_absolute() else base / path
-
-
 def load_config(path: Path) -> tuple[GatewayConfig, dict[str, DeviceProfile]]:
     """Read, validate and cross-check a gateway config and the profiles it uses."""
     try:
@@ -310,23 +240,15 @@ def load_config(path: Path) -> tuple[GatewayConfig, dict[str, DeviceProfile]]:
         raise ConfigError(f"{path}: {describe_validation_error(err)}") from None
     base = path.resolve().parent
     for holder, attr in ((config, "roster"), (config.outbox, "path"), (config.broker, "ca_file")):
-        rebased = _rebase(getattr(holder, attr), base)
-        if rebased is not None:
-            setattr(holder, attr, rebased)
+        path_here = rebased(getattr(holder, attr), base)
+        if path_here is not None:
+            setattr(holder, attr, path_here)
     if config.profiles_dir is None:
         config.profiles_dir = DEFAULT_PROFILES
     elif not config.profiles_dir.is_absolute():
         config.profiles_dir = base / config.profiles_dir
     for station in config.stations:
-        conn = station.connection
-        if isinstance(conn, SerialConnection) and conn.port_file is not None:
-            conn.port_file = _rebase(conn.port_file, base) or conn.port_file
-        if isinstance(conn, OpcuaConnection):
-            sec = conn.security
-            for attr in ("certificate", "private_key", "server_certificate"):
-                rebased = _rebase(getattr(sec, attr), base)
-                if rebased is not None:
-                    setattr(sec, attr, rebased)
+        station.connection.rebase(base)
     try:
         profiles = load_profiles(config.profiles_dir)
     except ProfileError as err:
@@ -344,16 +266,8 @@ def load_config(path: Path) -> tuple[GatewayConfig, dict[str, DeviceProfile]]:
                 f"{where}.connection.type': profile {profile.model} speaks "
                 f"{profile.protocol}, not {station.connection.type}"
             )
-        conn = station.connection
-        if (
-            isinstance(conn, OpcuaConnection | MqttConnection)
-            and conn.password_env
-            and conn.password_env not in os.environ
-        ):
-            raise ConfigError(
-                f"{where}.connection.password_env': environment variable "
-                f"{conn.password_env} is not set"
-            )
+        for problem in station.connection.env_problems():
+            raise ConfigError(f"{where}.connection.{problem}")
     if config.roster is not None and not config.roster.is_file():
         raise ConfigError(f"{path}: field 'roster': {config.roster} does not exist")
     try:

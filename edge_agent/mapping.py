@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from edge_agent.profile import DeviceProfile, OperatorSignal, is_code
+from edge_agent.profile import DeviceProfile
+from edge_agent.signals import OperatorSignal, is_code
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def _time(value: Any, fmt: str) -> datetime:
 
 def _pairs(text: str) -> dict[str, Any]:
     result: dict[str, Any] = {}
-    for item in filter(None, text.split(",")):
+    for item in filter(None, re.split(r"[,; ]", text)):
         code, sep, count = item.partition(":")
         if not sep:
             raise ValueError(f"{item!r} is not code:count")

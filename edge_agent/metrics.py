@@ -50,6 +50,24 @@ class AgentMetrics:
             ["source"],
             registry=r,
         )
+        self.station_errors = Counter(
+            "takt_agent_station_errors",
+            "A station's device layout could not be used (namespace, browse, node); retried",
+            ["station", "reason"],
+            registry=r,
+        )
+        self.uncoded_defects = Counter(
+            "takt_agent_uncoded_defects",
+            "Reject counter changes with no defect code known (stored as 'unknown')",
+            ["station"],
+            registry=r,
+        )
+        self.blind_windows = Counter(
+            "takt_agent_opcua_blind_windows",
+            "Reconnects after which the server had no history of the missed changes",
+            ["station"],
+            registry=r,
+        )
         self.unknown_badges = Counter(
             "takt_agent_unknown_badges", "Badges not in the roster", registry=r
         )

@@ -1,10 +1,9 @@
-"""The Source interface and the registry of source types.
+"""The Source interface, and building sources from the protocol registry.
 
 A source moves raw readings from devices into the agent and nothing else: it
 connects, survives disconnects on its own (capped, jittered backoff), and hands
-readings to the sink. What the values mean is the mapping's job. Modules are
-imported only when a station uses them, so an MQTT-only gateway never loads
-asyncua or pyserial.
+readings to the sink. What the values mean is the mapping's job. Source
+modules are imported only when a station uses them (see ``registry``).
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from edge_agent.config import GatewayConfig, StationConfig
 from edge_agent.mapping import RawReading
 from edge_agent.metrics import AgentMetrics
 from edge_agent.profile import DeviceProfile
+from edge_agent.sources.registry import protocols
 
 Ack = Callable[[], None]
 
@@ -44,15 +44,11 @@ class Binding:
 
 SourceFactory = Callable[[list[Binding], GatewayConfig, AgentMetrics], Source]
 
-REGISTRY: dict[str, str] = {
-    "opcua": "edge_agent.sources.opcua:OpcuaSource",
-    "mqtt": "edge_agent.sources.mqtt:MqttSource",
-    "serial": "edge_agent.sources.serialport:SerialSource",
-}
+REGISTRY = protocols
 
 
 def _factory(kind: str) -> SourceFactory:
-    module_name, _, attr = REGISTRY[kind].partition(":")
+    module_name, _, attr = protocols()[kind].source.partition(":")
     factory: SourceFactory = getattr(importlib.import_module(module_name), attr)
     return factory
 
@@ -63,10 +59,7 @@ def build_sources(
     """One source per device connection (stations sharing a PLC or broker share it)."""
     groups: dict[str, list[Binding]] = {}
     for station in config.stations:
-        conn = station.connection
-        key = conn.type + ":" + conn.model_dump_json(exclude={"defect_codes"})
-        if conn.type == "serial":
-            key += station.id
+        key = station.connection.source_key(station.id)
         groups.setdefault(key, []).append(Binding(station, profiles[station.profile]))
     return [
         _factory(bindings[0].station.connection.type)(bindings, config, metrics)

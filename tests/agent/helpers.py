@@ -148,11 +148,16 @@ class EventSubscriber:
             clean_session=False,
             protocol=mqtt.MQTTv311,
         )
+        subscribed = threading.Event()
         self.client.on_connect = lambda c, *_: c.subscribe(events_filter(site), qos=1)
+        self.client.on_subscribe = lambda *_: subscribed.set()
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(1, 2)
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
+        # an agent started before the subscription exists would publish to nobody
+        if not subscribed.wait(10):
+            raise TimeoutError("event subscriber could not subscribe")
 
     def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
         try:

@@ -10,9 +10,10 @@ import pytest
 
 from edge_agent.attribution import StationInfo, StationState, StationTracker, WorkerResolver
 from edge_agent.counters import counter_delta
-from edge_agent.framing import Corrupt, FrameDecoder, encode_frame
 from edge_agent.mapping import RawReading, map_reading
 from edge_agent.profile import DeviceProfile, OperatorSignal, load_profiles
+from edge_agent.sources.serial.framing import Corrupt, FrameDecoder, encode_frame
+from edge_agent.sources.serial.models import SerialBinding
 from takt_wire import UNATTRIBUTED, decode_event
 
 PROFILES = load_profiles(Path(__file__).resolve().parents[2] / "device_profiles")
@@ -45,8 +46,8 @@ def test_counter_delta(last: int | None, value: int, units: int, kind: str) -> N
 # -- framing -----------------------------------------------------------------
 
 SERIAL = PROFILES["takt-sim-serialbox"]
-assert SERIAL.serial is not None
-FRAMING = SERIAL.serial.framing
+
+FRAMING = SERIAL.section(SerialBinding).framing
 
 
 def frame(**fields: str) -> bytes:

@@ -11,17 +11,18 @@ from typing import Any
 import pytest
 
 from edge_agent.config import load_config
-from edge_agent.framing import encode_frame
 from edge_agent.profile import load_profile
 from edge_agent.runtime import Agent
+from edge_agent.sources.serial.framing import encode_frame
+from edge_agent.sources.serial.models import SerialBinding
 from takt_cli.localservices import Mosquitto
 from tests.agent.helpers import EventSubscriber, Step, assert_matches, gateway_config, make_script
 
 PROFILE = load_profile(
     Path(__file__).resolve().parents[2] / "device_profiles/takt-sim-serialbox.yaml"
 )
-assert PROFILE.serial is not None
-FRAMING = PROFILE.serial.framing
+
+FRAMING = PROFILE.section(SerialBinding).framing
 
 
 def frame(step: Step) -> bytes:

@@ -15,11 +15,12 @@ import logging
 import serial
 
 from edge_agent.backoff import Backoff
-from edge_agent.config import GatewayConfig, SerialConnection
-from edge_agent.framing import Corrupt, FrameDecoder
+from edge_agent.config import GatewayConfig
 from edge_agent.mapping import RawReading
 from edge_agent.metrics import AgentMetrics
 from edge_agent.sources.base import Binding, Sink
+from edge_agent.sources.serial.framing import Corrupt, FrameDecoder
+from edge_agent.sources.serial.models import SerialBinding, SerialConnection
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,7 @@ class SerialSource:
         self.metrics = metrics
         self.station = self.binding.station.id
         self.name = f"serial:{self.station}"
-        assert self.binding.profile.serial is not None
-        self.settings = self.binding.profile.serial
+        self.settings = self.binding.profile.section(SerialBinding)
         self.connected = asyncio.Event()
 
     def _open(self) -> serial.SerialBase:
@@ -87,7 +87,7 @@ class SerialSource:
             await asyncio.sleep(backoff.next_delay())
 
     async def _pump(self, port: serial.SerialBase, sink: Sink) -> None:
-        decoder = FrameDecoder(self.settings.framing)
+        decoder = FrameDecoder(self.settings.framing, self.settings.record)
         while True:
             data = await asyncio.to_thread(_read, port)
             if not data:

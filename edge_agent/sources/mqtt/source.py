@@ -18,10 +18,11 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge_agent.config import GatewayConfig, MqttConnection
+from edge_agent.config import GatewayConfig
 from edge_agent.mapping import RawReading
 from edge_agent.metrics import AgentMetrics
 from edge_agent.sources.base import Binding, Sink
+from edge_agent.sources.mqtt.models import MqttBinding, MqttConnection
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +49,8 @@ class MqttSource:
         self.subscriptions: list[str] = []
         self.routes: list[tuple[re.Pattern[str], str]] = []
         for binding in bindings:
-            assert binding.profile.mqtt is not None
             st = binding.station
-            for template in binding.profile.mqtt.topics:
+            for template in binding.profile.section(MqttBinding).topics:
                 self.subscriptions.append(template.format(line=st.line, station=st.id))
                 self.routes.append((topic_regex(template, st.line, st.id), st.id))
         digest = hashlib.sha256(self.name.encode()).hexdigest()[:8]
