@@ -82,7 +82,9 @@ class Seq:
             return self.value
 
 
-def _unit(seq: Seq, line: str, station: str, worker: str, outcome: str) -> UnitEvent:
+def _unit(
+    seq: Seq, line: str, station: str, worker: str, outcome: str, agent: str = "bench"
+) -> UnitEvent:
     return UnitEvent(
         site="s1",
         line=line,
@@ -90,7 +92,7 @@ def _unit(seq: Seq, line: str, station: str, worker: str, outcome: str) -> UnitE
         device=f"d-{station}",
         worker=worker,
         ts=datetime.now(UTC),
-        agent="bench",
+        agent=agent,  # the agent of the batch and topic: the engine's admission checks it
         boot="b1",
         seq=seq.next(),
         outcome=outcome,
@@ -213,7 +215,7 @@ def main() -> dict[str, object]:
             started = time.perf_counter()
             for i in range(PROBES):
                 worker = f"P{i}"
-                event = _unit(seq, "LP", "SP", worker, "defect")
+                event = _unit(seq, "LP", "SP", worker, "defect", agent="probe")
                 batch = Batch(agent="probe", boot="b1", sent_at=datetime.now(UTC), events=[event])
                 payload = encode_batch(batch)
                 sent[worker] = time.perf_counter()
