@@ -45,6 +45,15 @@ class OpcuaConnection(Credentials):
     timeout_s: float = Field(
         default=4.0, gt=0, description="Connect and request timeout of the OPC UA client."
     )
+    session_timeout_s: float = Field(
+        default=30.0,
+        ge=5,
+        le=3600,
+        description="Session timeout asked of the server. A gateway that dies without "
+        "closing its session (power loss, kill -9) leaves its subscriptions running on the "
+        "PLC until this runs out; a short one keeps restarts from piling them up there. "
+        "The client's watchdog keeps a live session alive.",
+    )
     reconnect_min_s: float = Field(
         default=0.2, gt=0, description="First wait before reconnecting after a lost session."
     )

@@ -159,6 +159,7 @@ class OpcuaSource:
 
     async def _session(self, sink: Sink) -> None:
         client = Client(self.conn.endpoint, timeout=self.conn.timeout_s, watchdog_intervall=1.0)
+        client.session_timeout = round(self.conn.session_timeout_s * 1000)
         await self._configure(client)
         lost = asyncio.Event()
 
