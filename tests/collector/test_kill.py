@@ -38,6 +38,18 @@ def read(log: Path) -> str:
     return log.read_text()
 
 
+def kill(proc: subprocess.Popen[bytes]) -> None:
+    """kill -9 of the collector's whole process group (if it still runs)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+def stop_cleanly(proc: subprocess.Popen[bytes], log: Path) -> None:
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0, read(log)
+
+
 async def wait_healthy(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
     async with httpx.AsyncClient() as http:
         for _ in range(300):
@@ -75,8 +87,7 @@ async def test_kill_9_mid_batch_then_restart(
             await wait_healthy(http_port, proc, log)
             await asyncio.to_thread(publish, "127.0.0.1", mosquitto.port, scenario.all_batches())
             await eventually(lambda: len(proxy.requests) >= 4, what="writes under way")
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+            kill(proc)
             written_before = sum(
                 v for k, v in influx_totals(influxd, "kill9").items() if k != "count"
             )
@@ -90,11 +101,8 @@ async def test_kill_9_mid_batch_then_restart(
                 every=0.5,
                 what="every event written after the restart",
             )
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(30) == 0, read(log)
+            stop_cleanly(proc, log)
         finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+            kill(proc)
     assert influx_totals(influxd, "kill9") == expected
     assert '"collector stopped"' in read(log) or "collector stopped" in read(log)

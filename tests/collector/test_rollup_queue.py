@@ -9,8 +9,6 @@ year 1) used to block every later hour, because the queue was retried in order, 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,7 @@ from collector.testing import Scenario, publish
 from takt_cli.localservices import Influxd, Mosquitto, free_port
 from tests.collector.conftest import SettingsFactory, eventually, running
 from tests.collector.test_end_to_end import influx_totals
-from tests.collector.test_kill import read, start, wait_healthy
+from tests.collector.test_kill import kill, start, stop_cleanly, wait_healthy
 
 HOUR_NS = 3_600 * 10**9
 LAST_HOUR_NS = (2**63 - 1) // HOUR_NS * HOUR_NS
@@ -99,8 +97,7 @@ async def test_rollups_are_done_after_a_kill_9_that_left_them_pending(
             what="all written and acknowledged",
             every=0.2,
         )
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
+        kill(proc)
         raw = sums(influxd, "rollkill", '"raw"."units"')
         assert raw and not sums(influxd, "rollkill", '"rollup"."units_1h"'), "no rollup yet"
 
@@ -114,9 +111,6 @@ async def test_rollups_are_done_after_a_kill_9_that_left_them_pending(
             every=0.2,
             what="the rollups of the hours written before the kill",
         )
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0, read(log)
+        stop_cleanly(proc, log)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+        kill(proc)

@@ -10,27 +10,25 @@ Now events leave the outbox only when the collector confirms them stored.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from collector.config import load_settings
-from collector.service import Collector
 from edge_agent.config import load_config
 from edge_agent.runtime import Agent
 from takt_cli.localservices import Influxd, Mosquitto
 from tests.agent.helpers import MqttDevice, gateway_config, make_script, mqtt_stations
+from tests.collector.conftest import running
 
 pytestmark = pytest.mark.integration
 
 DB = "t_broker_restart"
 
 
-@contextlib.asynccontextmanager
-async def collector_on(broker_port: int, influx_url: str, tmp_path: Path) -> AsyncIterator[Any]:
+def collector_on(broker_port: int, influx_url: str, tmp_path: Path) -> Any:
+    """An in-process collector on the events broker (the collector tests' runner)."""
     settings = load_settings(
         None,
         environment="development",
@@ -40,16 +38,7 @@ async def collector_on(broker_port: int, influx_url: str, tmp_path: Path) -> Asy
         http={"port": 0},
         dlq_path=str(tmp_path / "dlq.sqlite"),
     )
-    collector = Collector(settings)
-    task = asyncio.create_task(collector.run())
-    try:
-        await asyncio.wait_for(collector.ready.wait(), 30)
-        assert collector._consumer is not None
-        await asyncio.wait_for(collector._consumer.subscribed.wait(), 10)
-        yield collector
-    finally:
-        collector.stop()
-        await asyncio.wait_for(task, 60)
+    return running(settings)
 
 
 def stored(influxd: Influxd) -> tuple[dict[str, int], list[int]]:
