@@ -3,8 +3,8 @@
 Every entry point (``takt kpi run``, the CLI, tests) goes through :class:`Database`, which
 migrates on open, so a service upgraded in place never runs against an old schema. SQLite
 connections are not pooled (a file handle per test database would pile up otherwise) and
-run with foreign keys on and a busy timeout, because the CLI and the service may write at
-the same time.
+run with foreign keys on, a busy timeout and write-ahead logging, because the CLI and the
+service may write at the same time.
 """
 
 from __future__ import annotations
@@ -48,6 +48,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
+    # WAL: the CLI and the service write while readers read; NORMAL sync is durable in WAL
+    # mode except for the last commits on power loss (not on a process crash).
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
 
