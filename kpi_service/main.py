@@ -42,12 +42,20 @@ async def _influx_hook(app: FastAPI) -> AsyncIterator[None]:
         await reader.aclose()
 
 
+@asynccontextmanager
+async def _store_hook(app: FastAPI) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        app.state.store.dispose()  # pooled connections closed at shutdown
+
+
 def create_app(
     settings: Settings | None = None, *, hooks: list[LifespanHook] | None = None
 ) -> FastAPI:
     """Build the app; ``hooks`` run after the global ``LIFESPAN_HOOKS``."""
     settings = settings or load_settings()
-    all_hooks: list[LifespanHook] = [_influx_hook, *LIFESPAN_HOOKS, *(hooks or [])]
+    all_hooks: list[LifespanHook] = [_store_hook, _influx_hook, *LIFESPAN_HOOKS, *(hooks or [])]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

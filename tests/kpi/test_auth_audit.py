@@ -95,9 +95,9 @@ def test_a_request_is_refused_when_it_cannot_be_audited(
     """No answer leaves without an audit entry: a broken audit store means a 500, no data."""
     me = client.get("/api/v1/me", headers=auth(keys.hr))
     assert me.status_code == 200
-    broken = tmp_path / "gone" / "audit.sqlite"
-    client.app.state.audit = AuditLog(Database(broken))  # type: ignore[attr-defined]
-    broken.unlink()  # the next connection opens an empty file without the audit table
+    # An audit store without its table (never migrated): every insert fails in SQLite.
+    unmigrated = Database(tmp_path / "empty" / "audit.sqlite", migrate=False)
+    client.app.state.audit = AuditLog(unmigrated)  # type: ignore[attr-defined]
     response = client.get("/api/v1/me", headers=auth(keys.hr))
     assert response.status_code == 500
     assert response.json() == {"detail": "the request could not be audited, so it was not answered"}
