@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from pydantic_core import TzInfo
 
-from takt_wire import Event, SessionEvent, StateEvent, UnitEvent, WorkEvent
+from takt_wire import Event, GapEvent, SessionEvent, StateEvent, UnitEvent, WorkEvent
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -241,6 +241,26 @@ class Formatter:
                 )
             )
             out.append(f"{prefix} worker={_fstr(event.worker)},{common} {ts}")
+        elif kind == "gap":
+            assert isinstance(event, GapEvent)
+            # Stamped at its start, like work: the span is counted where it began.
+            start_us = epoch_us(event.start)
+            ts = _point_time(start_us, seq)
+            prefix = self._prefix(
+                (
+                    "gaps",
+                    event.site,
+                    event.line,
+                    event.station,
+                    event.worker,
+                    event.reason,
+                    event.agent,
+                )
+            )
+            seconds = (epoch_us(event.ts) - start_us) / 1e6
+            out.append(
+                f"{prefix} seconds={float_field(seconds)},start_ns={start_us * 1000}i,{common} {ts}"
+            )
         else:  # pragma: no cover - the Event union is closed
             raise TypeError(f"not an event: {event!r}")
         return ts
@@ -288,6 +308,7 @@ _TAG_NAMES: dict[str, tuple[str, ...]] = {
     "downtime": ("site", "line", "station", "worker", "reason", "edge"),
     "sessions": ("site", "line", "station", "worker", "action", "edge"),
     "states": ("site", "line", "station", "state", "reason", "edge"),
+    "gaps": ("site", "line", "station", "worker", "reason", "edge"),
 }
 """``edge`` is the agent id as a tag (the ``agent`` field's twin, which cannot share its
 name): without it, events of two agents with equal tags, millisecond and seq mod 10^6

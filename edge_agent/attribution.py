@@ -135,6 +135,20 @@ class StationTracker:
             "ts": _iso(ts),
         }
 
+    def unobserved(self, start: datetime, end: datetime, reason: str) -> list[dict[str, Any]]:
+        """A span (device clock) nobody could observe: one ``gap`` event, charged to nobody.
+
+        The station's state is left alone: what the device shows when it is read again
+        is applied as any reading, and the gap tells HR that the units it then counts
+        may span this time.
+        """
+        if end <= start:
+            return []
+        st = self.state
+        event = self._base("gap", end, st.worker or UNATTRIBUTED)
+        event.update(start=_iso(start), reason=reason)
+        return [event]
+
     def _fresh(self, key: str, ts: datetime, notes: Notes) -> bool:
         """False when this field's value is older than one already applied."""
         last = self.state.field_ts.get(key)

@@ -25,6 +25,9 @@ class RawReading:
     values: dict[str, Any]
     source_ts: datetime | None = None
     topic: str | None = None
+    unobserved: tuple[datetime, datetime] | None = None
+    """Not a reading: the gateway-clock span in which the station could not be observed
+    and the device cannot tell what happened (reported as a ``gap`` event)."""
 
 
 @dataclass

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +152,12 @@ class Agent:
                 if tracker is None:
                     log.warning("reading for unknown station %r skipped", raw.station)
                     continue
+                if raw.unobserved is not None:
+                    dirty.add(raw.station)
+                    for event in self._gap(tracker, raw.station, *raw.unobserved):
+                        if self._valid(event, dead):
+                            events.append(event)
+                    continue
                 reading = map_reading(raw, tracker.profile)
                 produced, notes = tracker.apply(reading, now)
                 dirty.add(raw.station)
@@ -180,6 +186,13 @@ class Agent:
         for _readings, ack in batch:
             if ack is not None:
                 ack()
+
+    def _gap(
+        self, tracker: StationTracker, station: str, start: datetime, end: datetime
+    ) -> list[dict[str, Any]]:
+        """A blind span on the gateway clock, moved onto the station's device clock."""
+        offset = timedelta(seconds=self.clocks.offset(station))
+        return tracker.unobserved(start + offset, end + offset, "no_history")
 
     def _valid(self, event: dict[str, Any], dead: list[tuple[str, str]]) -> bool:
         probe = dict(event, agent=self.config.agent_id, boot=self.boot, seq=0)

@@ -7,9 +7,9 @@ from collections.abc import Iterable
 
 from collector.lineproto import Formatter
 from collector.rollups import ROLLUPS
-from takt_wire.events import SessionEvent, StateEvent, UnitEvent, WorkEvent
+from takt_wire.events import GapEvent, SessionEvent, StateEvent, UnitEvent, WorkEvent
 
-AnyEvent = UnitEvent | WorkEvent | SessionEvent | StateEvent
+AnyEvent = UnitEvent | WorkEvent | SessionEvent | StateEvent | GapEvent
 
 
 def point_time(event: AnyEvent) -> int:

@@ -42,7 +42,7 @@ from takt_cli.processes import Child, ProcessGroup
 from takt_cli.stack import INFLUX_DB, LocalStack
 
 PROTOCOLS = ("opcua", "mqtt", "serial")
-EVENT_MEASUREMENTS = ("units", "work", "sessions", "states")
+EVENT_MEASUREMENTS = ("units", "work", "sessions", "states", "gaps")
 """Each event becomes exactly one point in one of these (downtime is derived from work)."""
 
 

@@ -68,6 +68,9 @@ UtcTime = Annotated[
 """Timestamps carry a zone (e.g. '2026-11-23T08:00:00Z') and lie within [2000, 2100)."""
 StrictCount = Annotated[int, Strict()]
 """An integer as a JSON number: no "7", no true, no 7.0."""
+MAX_GAP_S = 31 * 24 * 3600.0
+"""Longest gap one event reports (a longer one is reported in several)."""
+
 Seconds = Annotated[float, Strict(), Field(ge=0.0, le=31 * 24 * 3600.0, allow_inf_nan=False)]
 """A JSON number (an integer is fine; a string or Boolean is refused)."""
 Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
@@ -203,10 +206,41 @@ class StateEvent(EventBase):
         return self
 
 
+class GapEvent(EventBase):
+    """A time span over which the agent could not observe a station (data quality).
+
+    The device was unreachable and could not tell afterwards what happened meanwhile
+    (an OPC UA server without history, for instance): logins, logouts, state changes
+    and restarts in ``[start, ts]`` are unknown, and units counted when the device is
+    read again may belong to anyone who worked in that span. ``worker`` is who was
+    logged in when observation stopped. Nothing is excused by it; the KPI evidence
+    shows it next to the figures it may affect.
+    """
+
+    kind: Literal["gap"] = "gap"
+    start: UtcTime = Field(description="When observation stopped; ts is when it resumed.")
+    reason: Code = Field(description="Why, e.g. 'no_history' (device back, history unknown).")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> GapEvent:
+        span = (self.ts - self.start).total_seconds()
+        if span < 0:
+            raise ValueError("gap ends before it starts (ts < start)")
+        if span > MAX_GAP_S:
+            raise ValueError(f"a gap of {span:.0f} s is longer than {MAX_GAP_S:.0f} s")
+        return self
+
+
 Event = Annotated[
-    UnitEvent | WorkEvent | SessionEvent | StateEvent,
+    UnitEvent | WorkEvent | SessionEvent | StateEvent | GapEvent,
     Field(discriminator="kind"),
 ]
 """Any canonical event, told apart by ``kind``."""
 
-EVENT_TYPES: tuple[type[EventBase], ...] = (UnitEvent, WorkEvent, SessionEvent, StateEvent)
+EVENT_TYPES: tuple[type[EventBase], ...] = (
+    UnitEvent,
+    WorkEvent,
+    SessionEvent,
+    StateEvent,
+    GapEvent,
+)

@@ -87,7 +87,7 @@ class Engine:
                 self.counters.duplicate += 1
                 continue
             obs = obs_from_event(event)
-            if self.observe(obs, wall):
+            if obs is not None and self.observe(obs, wall):
                 touched.update(dict.fromkeys(scope_keys(obs)))
         return self._evaluate(touched, wall, tick=False)
 

@@ -36,8 +36,9 @@ class Obs:
     action: str = ""
 
 
-def obs_from_event(event: Event) -> Obs:
-    """Map a canonical event to an observation (pure)."""
+def obs_from_event(event: Event) -> Obs | None:
+    """Map a canonical event to an observation (pure); None for what rules do not read
+    (a ``gap`` says the station was not observed, which no threshold is about)."""
     base = {
         "site": event.site,
         "line": event.line,
@@ -57,8 +58,9 @@ def obs_from_event(event: Event) -> Obs:
         )
     if isinstance(event, StateEvent):
         return Obs(kind="state", state=event.state, **base)  # type: ignore[arg-type]
-    assert isinstance(event, SessionEvent)
-    return Obs(kind="session", action=event.action, **base)  # type: ignore[arg-type]
+    if isinstance(event, SessionEvent):
+        return Obs(kind="session", action=event.action, **base)  # type: ignore[arg-type]
+    return None
 
 
 Counts = list[int]

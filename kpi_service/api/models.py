@@ -85,6 +85,17 @@ class KpiPage(BaseModel):
     formulas: dict[str, str]
 
 
+class DataQuality(BaseModel):
+    unobserved_s: float = Field(
+        description="Seconds in which a station the worker was logged in at could not be "
+        "observed and the device could not tell afterwards what happened (gap events)."
+    )
+    unobserved_spans: int
+    note: str | None = Field(
+        default=None, description="What the gaps mean for these figures, when there are any."
+    )
+
+
 class EvidencePage(BaseModel):
     worker: str
     measurement: str
@@ -95,6 +106,7 @@ class EvidencePage(BaseModel):
     events: list[dict[str, Any]] = Field(
         description="One row per event point: device, agent, boot, seq, time (ns), counts."
     )
+    data_quality: DataQuality
     total: int
     limit: int
     offset: int

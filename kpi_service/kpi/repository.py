@@ -153,7 +153,22 @@ EVIDENCE_FIELDS: dict[str, list[str]] = {
         "historical",
     ],
     "downtime": ["reason", "seconds", "agent", "boot", "seq"],
+    "gaps": ["reason", "seconds", "start_ns", "device", "agent", "boot", "seq"],
 }  # fmt: skip
+
+
+async def unobserved(
+    reader: InfluxReader, worker: str, start_ns: int, end_ns: int, filters: Filters
+) -> tuple[float, int]:
+    """(seconds, spans) in which a station of the worker's could not be observed."""
+    where = f'{_time_range(start_ns, end_ns)} AND "worker" = {quote_str(worker)}{filters.where()}'
+    (result,) = await reader.query(
+        f'SELECT sum("seconds"), count("seconds") FROM {reader.raw}."gaps" WHERE {where}'
+    )
+    if not result:
+        return 0.0, 0
+    _time, seconds, spans = result[0]["values"][0]
+    return float(seconds or 0.0), int(spans or 0)
 
 
 async def evidence(
@@ -172,7 +187,9 @@ async def evidence(
     )
     where = f'{_time_range(start_ns, end_ns)} AND "worker" = {quote_str(worker)}{filters.where()}'
     src = f"{reader.raw}.{quote_ident(measurement)}"
-    count_field = {"units": "count", "work": "work_s", "downtime": "seconds"}[measurement]
+    count_field = {"units": "count", "work": "work_s", "downtime": "seconds", "gaps": "seconds"}[
+        measurement
+    ]
     q = (
         f'SELECT {fields} FROM {src} WHERE {where} GROUP BY "site", "line", "station" '
         f"LIMIT {limit} OFFSET {offset}; "

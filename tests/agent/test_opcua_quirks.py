@@ -21,7 +21,8 @@ import asyncio
 import contextlib
 import logging
 import socket
-from datetime import timedelta
+import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -243,19 +244,32 @@ async def test_quirky_plc_adds_up_through_an_outage(
         await plc.play(steps[:cut_from])
         await asyncio.sleep(0.5)
         proxy.cut()
+        cut_at = time.monotonic()
         await asyncio.sleep(0.3)
         await plc.play(steps[cut_from:cut_to])
         await asyncio.sleep(0.3)
         proxy.up = True
         await asyncio.wait_for(source.connected.wait(), 15)
+        cut_wall_s = time.monotonic() - cut_at
         await plc.play(steps[cut_to:])
         await plc.play_text_counter("Q4", 20)
         m = agent.metrics
         if history == "off":
             got = await asyncio.to_thread(sub.wait_for, ledger, 8.0, 0.01)
             assert not matches(got, ledger, 0.01)  # without history the outage shows
+            # ... and is reported: a gap per station, as long as the cut, on the PLC clock
+            gaps = {e["station"]: e for e in list(sub.events.values()) if e["kind"] == "gap"}
+            assert {"Q1", "Q2"} <= set(gaps), gaps
+            for gap in (gaps["Q1"], gaps["Q2"]):
+                span = (
+                    datetime.fromisoformat(gap["ts"]) - datetime.fromisoformat(gap["start"])
+                ).total_seconds()
+                assert 0.3 < span < 60, (span, cut_wall_s)
+                assert gap["reason"] == "no_history"
             return
         got = await asyncio.to_thread(sub.wait_for, ledger, 30.0, 0.01)
+        gaps = {e["station"]: e for e in list(sub.events.values()) if e["kind"] == "gap"}
+        assert not {"Q1", "Q2"} & set(gaps), "history covered the cut: nothing unobserved"
         assert sum(ledger.defects.values()) > 5
         assert_matches(got, ledger, slack_s=0.01)
         assert m.station_errors.labels("Q3", "namespace")._value.get() >= 1

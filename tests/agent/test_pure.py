@@ -314,3 +314,17 @@ def test_login_and_logout_events_instead_of_a_badge_value() -> None:
     sums = totals(events)
     assert sums[("w1", "good")] == 5 and sums[(UNATTRIBUTED, "good")] == 1
     assert sums[("w1", "work_s")] == 20
+
+
+def test_an_unobserved_span_is_one_gap_event_charged_to_whoever_was_logged_in() -> None:
+    t = tracker()
+    feed(t, 0, op="B1", st=1, cnt=0)
+    start = datetime(2026, 11, 23, 8, 0, 10, tzinfo=UTC)
+    (gap,) = t.unobserved(start, start + timedelta(seconds=75.5), "no_history")
+    event = decode_event(dict(gap, agent="a1", boot="b1", seq=1))
+    assert event.kind == "gap" and event.worker == "w1" and event.reason == "no_history"
+    assert (event.ts - event.start).total_seconds() == 75.5
+    assert t.unobserved(start, start, "no_history") == []  # nothing unobserved
+    before = t.state.model_dump()
+    t.unobserved(start, start + timedelta(seconds=5), "no_history")
+    assert t.state.model_dump() == before, "a gap changes nobody's state"

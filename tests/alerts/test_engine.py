@@ -181,7 +181,9 @@ def test_restart_restores_alert_and_does_not_raise_twice() -> None:
 
     for event in events:
         second.remember(event.identity)
-        second.observe(obs_from_event(event), wall(100))
+        obs = obs_from_event(event)
+        assert obs is not None
+        second.observe(obs, wall(100))
     again: list[Transition] = second.tick(wall(101))
     again += second.feed(events[-10:], wall(101))  # redelivered after the restart
     again += feed_units(second, line, 100, 30, defect_every=2)

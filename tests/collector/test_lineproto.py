@@ -158,3 +158,20 @@ def test_escaped_values_round_trip_through_influxd(influxd: Influxd, tag: str, t
     assert got["t"] == tag
     expected = text.replace("\r", "\\r").replace("\n", "\\n")
     assert got["s"] == expected
+
+
+def test_gap_point_is_stamped_at_its_start_with_its_length() -> None:
+    from takt_wire import GapEvent
+
+    start = datetime(2026, 11, 23, 8, 0, 0, 250000, tzinfo=UTC)
+    gap = GapEvent(
+        **BASE, ts=start + timedelta(seconds=90), seq=7, start=start, reason="no_history"
+    )
+    lines: list[str] = []
+    Formatter().lines(gap, lines)
+    start_ns = 1_795_420_800_250_000_000  # 2026-11-23T08:00:00.25Z: 20,780 days after 1970
+    assert lines == [
+        f"gaps,site=s1,line=L1,station=st1,worker=w1,reason=no_history,edge=a1 "
+        f'seconds=90.0,start_ns={start_ns}i,seq=7i,historical=false,agent="a1",boot="b1",'
+        f'device="plc1" {start_ns + 7}'
+    ]

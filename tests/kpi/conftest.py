@@ -21,7 +21,7 @@ from kpi_service.testing import (
     setup_statements,
 )
 from takt_cli.localservices import Influxd
-from takt_wire.events import UnitEvent, WorkEvent
+from takt_wire.events import GapEvent, UnitEvent, WorkEvent
 
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
@@ -113,6 +113,13 @@ class Maker:
             **self._base(line, station, worker, ts),
             outcome=outcome, defect_code=code, count=n, serial=serial,
         )  # fmt: skip
+
+    def gap(self, line: str, station: str, worker: str, start: str, end: str) -> GapEvent:
+        return GapEvent(
+            **self._base(line, station, worker, end),
+            start=datetime.fromisoformat(start),
+            reason="no_history",
+        )
 
     def work(
         self, line: str, station: str, worker: str, start: str, end: str,

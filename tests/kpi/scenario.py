@@ -40,4 +40,6 @@ def events() -> list[AnyEvent]:
     ev += [m.unit("L1", "ST1", "W3", "2026-10-24T20:00:00+00:00", n=2)]
     ev += [m.unit("L1", "ST1", "W3", "2026-10-25T04:30:00+00:00", n=5)]  # 05:30 CET: night
     ev += [m.unit("L1", "ST1", "W3", "2026-10-25T05:00:00+00:00", n=11)]  # 06:00 CET: early
+    # W1's station could not be observed for 150 s (device unreachable, no history).
+    ev += [m.gap("L1", "ST1", "W1", "2026-03-10T05:30:00+00:00", "2026-03-10T05:32:30+00:00")]
     return ev

@@ -128,6 +128,18 @@ def test_worker_trend_evidence_and_formula(api: tuple[TestClient, Keys]) -> None
         headers=auth(keys.hr),
     ).json()  # fmt: skip
     assert work["total"] == 2 and len(work["events"]) == 1 and work["events"][0]["work_s"] == 3540
+    # The span nobody could observe (scenario: 05:30:00 .. 05:32:30) is stated beside them.
+    quality = ev["data_quality"]
+    assert (quality["unobserved_s"], quality["unobserved_spans"]) == (150.0, 1)
+    assert quality["note"].startswith("150 s not observed in 1 span(s)")
+    gaps = client.get(
+        "/api/v1/workers/W1/evidence", params={**DAY, "measurement": "gaps"}, headers=auth(keys.hr)
+    ).json()  # fmt: skip
+    assert [(g["station"], g["reason"], g["seconds"]) for g in gaps["events"]] == [
+        ("ST1", "no_history", 150.0)
+    ]
+    w2 = client.get("/api/v1/workers/W2/evidence", params=DAY, headers=auth(keys.hr)).json()
+    assert w2["data_quality"] == {"unobserved_s": 0.0, "unobserved_spans": 0, "note": None}
 
 
 def test_distribution_ranks_comparable_workers(api: tuple[TestClient, Keys]) -> None:

@@ -273,19 +273,25 @@ class OpcuaSource:
         self.metrics.source_connected.labels(self.name).set(1)
         self.connected.set()
         by_id = {st.id: st for st in stations}
-        if self.sessions > 1 and self.conn.history == "auto":
-            nodes = {st.id: dict(st.nodes) for st in stations}
-            missed, blind = await catch_up(client, self.name, nodes, seen_before)
-            blind_s = (datetime.now(UTC) - self.lost_at).total_seconds() if self.lost_at else 0.0
+        if self.sessions > 1 and self.lost_at is not None:
+            resumed = datetime.now(UTC)
+            if self.conn.history == "auto":
+                nodes = {st.id: dict(st.nodes) for st in stations}
+                missed, blind = await catch_up(client, self.name, nodes, seen_before)
+            else:
+                missed, blind = [], [st.id for st in stations]
+            blind_s = (resumed - self.lost_at).total_seconds()
             for station in blind:
                 self.metrics.blind_windows.labels(station).inc()
                 log.warning(
                     "%s: station %s was not observed for %.1f s and the server keeps no "
-                    "history: changes in that window are not seen",
+                    "history: changes in that window are not seen (reported as a gap)",
                     self.name,
                     station,
                     blind_s,
                 )
+            if blind:  # before any live value, so the gap precedes what it may explain
+                await sink([RawReading(s, {}, unobserved=(self.lost_at, resumed)) for s in blind])
             await self._forward(missed, by_id, sink, loop.time())
         self.lost_at = None
         while not lost.is_set():

@@ -8,12 +8,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from kpi_service.api.deps import InfluxDep, KpiReader, SettingsDep
-from kpi_service.api.models import EvidencePage, KpiPage, KpiRow, NameList
+from kpi_service.api.models import DataQuality, EvidencePage, KpiPage, KpiRow, NameList
 from kpi_service.api.queries import KpiQuery, resolve_workers, run_kpis, scoped_lines
 from kpi_service.influx import InfluxError
 from kpi_service.kpi.calendar import Group
 from kpi_service.kpi.compute import FORMULAS
-from kpi_service.kpi.repository import Filters, evidence
+from kpi_service.kpi.repository import Filters, evidence, unobserved
 
 router = APIRouter(tags=["workers"])
 
@@ -87,7 +87,7 @@ async def worker_evidence(
     reader: InfluxDep,
     start: date,
     end: date,
-    measurement: Literal["units", "work", "downtime"] = "units",
+    measurement: Literal["units", "work", "downtime", "gaps"] = "units",
     line: NameList = None,
     station: NameList = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
@@ -101,13 +101,14 @@ async def worker_evidence(
         real = await resolve_workers(reader, settings, [worker_id], lines)
         events: list[dict[str, Any]] = []
         total = 0
+        blind_s, spans = 0.0, 0
         if real:
+            filters = Filters(lines=lines, stations=frozenset(station) if station else None)
+            span = (bucket_list[0].start_ns, bucket_list[-1].end_ns)
             events, total = await evidence(
-                reader, measurement, next(iter(real)), bucket_list[0].start_ns,
-                bucket_list[-1].end_ns,
-                Filters(lines=lines, stations=frozenset(station) if station else None),
-                limit, offset,
-            )  # fmt: skip
+                reader, measurement, next(iter(real)), *span, filters, limit, offset
+            )
+            blind_s, spans = await unobserved(reader, next(iter(real)), *span, filters)
     except InfluxError as err:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(err)) from err
     row = rows[0] if rows else None
@@ -122,4 +123,15 @@ async def worker_evidence(
         total=total,
         limit=limit,
         offset=offset,
+        data_quality=DataQuality(
+            unobserved_s=round(blind_s, 3),
+            unobserved_spans=spans,
+            note=(
+                f"{blind_s:.0f} s not observed in {spans} span(s): a device could not be read "
+                "and could not tell afterwards what happened; units counted when it was read "
+                "again may belong to anyone who worked then (measurement=gaps lists them)"
+            )
+            if spans
+            else None,
+        ),
     )
