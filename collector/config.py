@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from takt_wire.admission import DEFAULT_MAX_PAST_S
 from takt_wire.errors import describe_validation_error
 
 MIN_SIGNING_KEY_CHARS = 16
@@ -83,6 +84,9 @@ class InfluxSettings(_Section):
 
 class ValidationSettings(_Section):
     max_future_skew_s: float = Field(default=300.0, ge=0)
+    max_past_s: float | None = Field(default=DEFAULT_MAX_PAST_S, gt=0)
+    """Events (or a work interval's start) older than this at receipt are dead-lettered as
+    ``past_timestamp``; ``null`` turns the cap off (back-filling years of history)."""
     stations: list[str] | None = None
     """Known stations as 'site/line/station'; when set, others are dead-lettered."""
     require_signature: bool = False

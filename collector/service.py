@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from collector.config import CollectorSettings
 from collector.dedupe import SeqTracker
-from collector.dlq import DeadLetter, DeadLetterStore
+from collector.dlq import DeadLetter, DeadLetterMetrics, DeadLetterStore
 from collector.http import StatusServer
 from collector.influx import InfluxWriter, WriterStopped
 from collector.metrics import Metrics
@@ -46,6 +46,7 @@ def rules_from(settings: CollectorSettings) -> Rules:
     keys = {k: s.get_secret_value().encode() for k, s in v.signing_keys.items()}
     return Rules(
         max_future_skew_s=v.max_future_skew_s,
+        max_past_s=v.max_past_s,
         stations=frozenset(v.stations) if v.stations is not None else None,
         signing_keys=keys if v.require_signature else None,
         check_topic=v.check_topic,
@@ -61,6 +62,7 @@ class Collector:
         v = settings.validation
         self.pipeline = Pipeline(rules_from(settings), SeqTracker(v.dedupe_streams, v.dedupe_holes))
         self.dlq = DeadLetterStore(settings.dlq_path)
+        self.metrics.registry.register(DeadLetterMetrics(self.dlq))
         self._stopping = False
         self._stop = asyncio.Event()
         self.ready = asyncio.Event()

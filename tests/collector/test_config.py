@@ -72,3 +72,21 @@ def test_cli_reports_config_errors_and_exits_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["run", "--config", str(path)])
     assert result.exit_code == 2
     assert str(path) in result.output
+
+
+def test_past_cap_is_a_setting_and_dead_letters_are_on_metrics(tmp_path: Path) -> None:
+    from prometheus_client import generate_latest
+
+    from collector.service import Collector, rules_from
+
+    base = {"environment": "development", "dlq_path": str(tmp_path / "dlq.sqlite")}
+    assert rules_from(load_settings(None, **base)).policy.max_past_s == 730 * 86_400
+    backfill = load_settings(None, validation={"max_past_s": None}, **base)
+    assert rules_from(backfill).policy.max_past_s is None
+    collector = Collector(load_settings(None, **base))
+    try:
+        exposed = generate_latest(collector.metrics.registry).decode()
+    finally:
+        collector.dlq.close()
+        collector.rollup_queue.close()
+    assert "takt_collector_dead_letters " in exposed
