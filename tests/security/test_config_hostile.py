@@ -93,3 +93,31 @@ def test_collector_refuses_short_signing_keys(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("TAKT_COLLECTOR_VALIDATION__SIGNING_KEYS", '{"gw1": "x"}')
     with pytest.raises(CollectorConfigError, match="shorter than 16"):
         load_settings(None, environment="development", validation={"require_signature": True})
+
+
+@pytest.mark.parametrize(
+    ("serial", "message"),
+    [
+        ({"baudrate": -1}, "baudrate"),
+        ({"baudrate": 0}, "baudrate"),
+        ({"framing": {"start": 2, "end": 2}}, "start and end bytes are both 0x02"),
+    ],
+)
+def test_a_serial_profile_with_impossible_framing_is_refused(
+    tmp_path: Path, serial: dict[str, Any], message: str
+) -> None:
+    from edge_agent.profile import ProfileError, load_profiles
+    from edge_agent.sources.serial.models import SerialBinding
+
+    shipped = Path(__file__).parents[2] / "device_profiles" / "takt-sim-serialbox.yaml"
+    data = yaml.safe_load(shipped.read_text())
+    section = SerialBinding.model_validate(data["serial"]).model_dump()
+    for key, value in serial.items():
+        section[key] = section[key] | value if isinstance(value, dict) else value
+    data["serial"] = section
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    (folder / "takt-sim-serialbox.yaml").write_text(yaml.safe_dump(data))
+    with pytest.raises(ProfileError) as err:
+        load_profiles(folder)
+    assert message in str(err.value) and "takt-sim-serialbox.yaml" in str(err.value)

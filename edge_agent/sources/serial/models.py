@@ -88,6 +88,11 @@ class Framing(_Strict):
     def _line_needs_terminator(self) -> Framing:
         if self.mode == "line" and not self.terminator:
             raise ValueError("framing mode line needs a terminator")
+        if self.mode == "delimited" and self.start == self.end:
+            raise ValueError(
+                f"start and end bytes are both 0x{self.start:02X}: a frame could not be told "
+                "from the next one"
+            )
         return self
 
 
@@ -159,7 +164,7 @@ class Record(_Strict):
 
 
 class SerialBinding(_Strict):
-    baudrate: int = 115200
+    baudrate: int = Field(default=115200, ge=50, le=4_000_000)
     bytesize: Literal[5, 6, 7, 8] = 8
     parity: Literal["N", "E", "O"] = "N"
     stopbits: Literal[1, 2] = 1
