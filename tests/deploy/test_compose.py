@@ -34,6 +34,7 @@ SECRETS = {
     "MQTT_DEVICES_PASSWORD": "devices-secret",
     "INFLUX_ADMIN_PASSWORD": "influx-secret",
     "INFLUX_READ_PASSWORD": "influx-read-secret",
+    "INFLUX_COLLECTOR_PASSWORD": "influx-collector-secret",
     "GRAFANA_ADMIN_PASSWORD": "grafana-secret",
     "KPI_SECRET_KEY": "kpi-key-secret-0123456789",
 }
