@@ -55,7 +55,14 @@ def test_kill_9_at_random_points_loses_and_doubles_nothing(
     rng = random.Random(42)
     kills = 0
     try:
-        time.sleep(2.5)  # first start creates the persistent device session
+        # The first start creates the persistent device session: device messages sent
+        # before it exists are nobody's (a fixed sleep here failed on a loaded machine).
+        deadline = time.monotonic() + 60
+        while "connected; subscribing" not in log.read_text(errors="replace"):
+            assert time.monotonic() < deadline, log.read_text(errors="replace")
+            assert agent.poll() is None, log.read_text(errors="replace")
+            time.sleep(0.1)
+        time.sleep(1.0)  # the SUBACK follows the subscribe
         publisher = threading.Thread(target=device.publish, args=(steps, 0.004))
         publisher.start()
         while publisher.is_alive() and kills < 3:
