@@ -94,6 +94,9 @@ class Report:
     rollup_diffs: dict[str, tuple[float, float]] = field(default_factory=dict)
     dead_letters: int = 0
     drained: bool = False
+    floor_max_lag_s: float = 0.0
+    """How far the simulated floor fell behind its own clock (device changes then
+    arrive in bursts, which can blur who was logged in when)."""
 
     @property
     def transit_lossless(self) -> bool:
@@ -132,7 +135,10 @@ class Report:
             out.append(f"  worker {worker}: ledger {want} units, InfluxDB {got} (attribution)")
         for key, (raw, rollup) in sorted(self.rollup_diffs.items()):
             out.append(f"  rollup {key}: raw {raw}, rollup {rollup}")
-        out.append(f"dead letters: {self.dead_letters}; drained: {self.drained}")
+        out.append(
+            f"dead letters: {self.dead_letters}; drained: {self.drained}; "
+            f"floor lag at most {self.floor_max_lag_s:.1f} s"
+        )
         out.append(
             "in transit (agent -> InfluxDB, rollups): "
             + ("nothing lost, nothing twice" if self.transit_lossless else "LOSS")
@@ -261,6 +267,7 @@ class Campaign:
                 await faults
                 self.log(f"floor done after {time.monotonic() - t0:.0f} s; draining")
                 ledger = json.loads((floor.workdir / "ledger.json").read_text())
+                self.report.floor_max_lag_s = floor.max_lag_s
                 self.report.drained = await self._drain(stack, ledger)
                 await asyncio.to_thread(self._check, stack, ledger)
         return self.report
