@@ -9,6 +9,7 @@ defect burst afterwards is still alerted.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -109,5 +110,16 @@ async def test_forged_batches_never_reach_a_rule_and_genuine_ones_still_alert(
         await until(lambda: len(svc.store.find(status="open")) == 1, what="the genuine alert")
         [alert] = svc.store.find(status="open")
         assert (alert.worker, alert.station) == ("W2", "S2")
+        assert svc.engine.counters.accepted == 51
+
+        # A forged recovery (1000 unsigned good units for W2, enough to bring the rate
+        # far under the clear level) must not clear the real alert.
+        forged_good = a1.batch(
+            [a1.unit(41 + i * 0.1, station="S2", worker="W2") for i in range(1000)]
+        )
+        bus.raw(topic_a1, encode_batch(forged_good), {})
+        await until(lambda: svc.invalid_batches == 4, what="the forged recovery refused")
+        await asyncio.sleep(1.0)  # several ticks
+        assert [a.id for a in svc.store.find(status="open")] == [alert.id]
         assert svc.engine.counters.accepted == 51
     bus.close()

@@ -17,11 +17,13 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from kpi_service.core.apikeys import KeyStore
 from kpi_service.main import create_app
 from kpi_service.testing import AnyEvent
 from takt_cli.localservices import Influxd, Mosquitto
 from takt_wire.events import UnitEvent, WorkEvent
-from tests.alerts.harness import make_app, serve
+from tests.alerts.factory import Line
+from tests.alerts.harness import Bus, make_app, now_aligned, serve, service, until
 from tests.kpi.conftest import Keys, auth, load_events, make_settings
 
 DAY0 = datetime(2026, 3, 2, tzinfo=UTC)
@@ -161,3 +163,51 @@ async def test_a_huge_alert_offset_is_a_422_not_a_500(
             assert answer.status_code == 422, answer.text
         ok = await http.get("/api/v1/alerts", params={"offset": 10**7}, headers=auth(keys.admin))
         assert ok.status_code == 200 and ok.json() == []
+
+
+async def test_an_alert_is_raised_promptly_while_a_heavy_export_runs(
+    tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same defect burst, once on a quiet service (the baseline) and once during a
+    heavy export: the engine's latency must not grow by more than a generous margin."""
+    monkeypatch.setenv("TAKT_TEST_HOOK_SECRET", "unused-hook-secret")
+    db = load_events(influxd, hourly(workers=40, days=14))
+    app, keys = make_app(tmp_path, mosquitto.port, "http://127.0.0.1:9", influxd.url, db)
+    assert keys is not None
+    conf = app.state.settings
+    hr = KeyStore(conf.keys_db, conf.secret_key.get_secret_value()).create(
+        "hr-export", frozenset({"hr:read"}), None
+    )
+    bus = Bus(mosquitto.port)
+    line = Line(t0=now_aligned())
+    params = {"start": "2026-03-02", "end": "2026-03-15", "group": "hour", "format": "xlsx"}
+
+    async def burst_latency(worker: str, station: str) -> float:
+        burst = [line.unit(i * 0.5, station=station, worker=worker) for i in range(10)]
+        burst += [
+            line.unit(5 + i * 0.5, station=station, worker=worker, defect=True) for i in range(40)
+        ]
+        sent = time.perf_counter()
+        await asyncio.to_thread(bus.publish, line.batch(burst))
+        await until(
+            lambda: any(a.worker == worker for a in svc.store.find(status="open")),
+            what=f"the alert for {worker}",
+        )
+        return time.perf_counter() - sent
+
+    async with serve(app) as base, httpx.AsyncClient(base_url=base, timeout=120) as http:
+        svc = service(app)
+        await burst_latency("W1", "S1")  # warm-up: the line's clock starts with it
+        quiet = await burst_latency("W2", "S2")
+        export = asyncio.create_task(
+            http.get("/api/v1/kpis/export", params=params, headers=auth(hr))
+        )
+        await asyncio.sleep(0.5)  # the export is computing now
+        loaded = await burst_latency("W3", "S3")
+        still_exporting = not export.done()
+        answer = await export
+    bus.close()
+    assert answer.status_code == 200 and answer.content[:2] == b"PK"
+    assert still_exporting, "the second alert was raised while the export was still running"
+    print(f"alert latency: quiet {quiet * 1000:.0f} ms, during the export {loaded * 1000:.0f} ms")
+    assert loaded < quiet + 2.0  # generous: the engine is not starved by the export
