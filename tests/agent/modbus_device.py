@@ -14,6 +14,7 @@ the agent has polled the state it just wrote.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import struct
 from collections import defaultdict
@@ -108,22 +109,32 @@ class ModbusDevice:
     async def serve_rtu(self, fd: int) -> None:
         """Answer RTU requests on ``fd`` (the device end of a serial line) until cancelled."""
         loop = asyncio.get_running_loop()
+        os.set_blocking(fd, False)
+        data: asyncio.Queue[bytes] = asyncio.Queue()
+
+        def readable() -> None:
+            with contextlib.suppress(BlockingIOError):
+                data.put_nowait(os.read(fd, 256))
+
+        loop.add_reader(fd, readable)
         buffer = b""
-        while True:
-            chunk = await loop.run_in_executor(None, os.read, fd, 256)
-            buffer += chunk
-            while len(buffer) >= 8:  # every request of functions 1-4 is 8 bytes
-                frame, buffer = buffer[:8], buffer[8:]
-                if crc16(frame[:6]) != int.from_bytes(frame[6:8], "little"):
-                    buffer = b""  # resynchronise on silence, as a real device does
-                    break
-                reply = self.answer(frame[0], frame[1:6])
-                if reply is None:
-                    continue
-                out = bytes([frame[0]]) + reply
-                crc = crc16(out)
-                if self.corrupt_next:
-                    self.corrupt_next -= 1
-                    crc ^= 0x5A5A
-                os.write(fd, out + crc.to_bytes(2, "little"))
-                await self._counted(frame[0])
+        try:
+            while True:
+                buffer += await data.get()
+                while len(buffer) >= 8:  # every request of functions 1-4 is 8 bytes
+                    frame, buffer = buffer[:8], buffer[8:]
+                    if crc16(frame[:6]) != int.from_bytes(frame[6:8], "little"):
+                        buffer = b""  # resynchronise on silence, as a real device does
+                        break
+                    reply = self.answer(frame[0], frame[1:6])
+                    if reply is None:
+                        continue
+                    out = bytes([frame[0]]) + reply
+                    crc = crc16(out)
+                    if self.corrupt_next:
+                        self.corrupt_next -= 1
+                        crc ^= 0x5A5A
+                    os.write(fd, out + crc.to_bytes(2, "little"))
+                    await self._counted(frame[0])
+        finally:
+            loop.remove_reader(fd)

@@ -114,7 +114,7 @@ async def drive(device: ModbusDevice, units: dict[str, tuple[int, str]], steps: 
 
 @pytest.mark.integration
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize("transport", ["tcp"])  # rtu: see docs/agent.md (not verified yet)
+@pytest.mark.parametrize("transport", ["tcp"])  # rtu: not verified, see docs/agent.md
 async def test_modbus_counters_add_up_and_bad_units_are_counted(
     mosquitto: Mosquitto, tmp_path: Path, transport: str
 ) -> None:
@@ -144,7 +144,7 @@ async def test_modbus_counters_add_up_and_bad_units_are_counted(
         fd = os.open(dev_end, os.O_RDWR | os.O_NOCTTY)
         server_task = asyncio.create_task(device.serve_rtu(fd))
         cleanup += [server_task.cancel, lambda: os.close(fd)]
-        where = {"serial_port": str(line), "baudrate": 115200}
+        where = {"serial_port": str(line), "baudrate": 115200, "parity": "N"}
     profiles_dir = tmp_path / "profiles"
     profiles_dir.mkdir()
     for model, data in {

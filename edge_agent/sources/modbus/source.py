@@ -87,6 +87,10 @@ class ModbusSource:
                     log.warning("%s: cannot connect", self.name)
             except (ConnectionException, ConnectionError, OSError) as err:
                 log.warning("%s: connection lost: %s", self.name, err)
+            except Exception:
+                # no device may stop the agent (a serial port can refuse its settings
+                # with termios.error, which is no OSError): log it and try again
+                log.exception("%s: poller failed unexpectedly; reconnecting", self.name)
             finally:
                 gauge.set(0)
                 self.connected.clear()
