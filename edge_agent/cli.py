@@ -55,3 +55,47 @@ def check_config(path: Annotated[Path, typer.Argument(help="Gateway config (YAML
         typer.echo("warning: broker connection is anonymous (test brokers only)", err=True)
     if not gateway.broker.tls:
         typer.echo("warning: broker connection is not encrypted (TLS off)", err=True)
+
+
+@app.command("check-profile")
+def check_profile(path: Annotated[Path, typer.Argument(help="Device profile (YAML).")]) -> None:
+    """Validate one device profile on its own; exit 2 when wrong."""
+    from edge_agent.profile import ProfileError, load_profile
+
+    try:
+        profile = load_profile(path)
+    except ProfileError as err:
+        typer.echo(f"profile error: {err}", err=True)
+        raise typer.Exit(2) from None
+    signals = [name for name, value in profile.signals if value is not None]
+    typer.echo(
+        f"ok: {profile.model} ({profile.protocol}, {profile.time_source} clock), "
+        f"signals: {', '.join(signals)}"
+    )
+
+
+@app.command()
+def probe(
+    config: ConfigOption,
+    station: Annotated[
+        list[str] | None, typer.Option("--station", "-s", help="Only these stations.")
+    ] = None,
+    seconds: Annotated[float, typer.Option(help="How long to read.")] = 10.0,
+) -> None:
+    """Read the devices and print each raw reading with what the profile makes of it.
+
+    Writes nothing (no outbox), publishes nothing: like ``telegraf --test``.
+    """
+    from edge_agent.probe import run_probe
+
+    try:
+        gateway, profiles = load_config(config)
+    except ConfigError as err:
+        typer.echo(f"config error: {err}", err=True)
+        raise typer.Exit(2) from None
+    known = {s.id for s in gateway.stations}
+    unknown = sorted(set(station or []) - known)
+    if unknown:
+        typer.echo(f"unknown station(s) {unknown}; known: {sorted(known)}", err=True)
+        raise typer.Exit(2)
+    asyncio.run(run_probe(gateway, profiles, set(station or known), seconds, typer.echo))

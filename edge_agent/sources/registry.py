@@ -22,6 +22,7 @@ PACKAGES = (
     "edge_agent.sources.opcua",
     "edge_agent.sources.mqtt",
     "edge_agent.sources.serial",
+    "edge_agent.sources.modbus",
 )
 
 

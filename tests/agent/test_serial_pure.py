@@ -8,6 +8,7 @@ computed here by hand.
 from __future__ import annotations
 
 from functools import reduce
+from pathlib import Path
 
 import pytest
 
@@ -41,6 +42,8 @@ def crc(body: bytes) -> bytes:
 
     return f"{crc16(body):04X}".encode()
 
+
+PROFILES = Path(__file__).resolve().parent / "profiles"
 
 NMEA = Framing(
     mode="line", prefix="$", checksum="xor_hex", checksum_separator="*", field_separator=","
@@ -157,3 +160,18 @@ def test_checksum_inside_a_delimited_frame() -> None:
 def test_record_layout_mistakes_are_refused(fields: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Record.model_validate(fields)
+
+
+def test_check_profile_cli_accepts_the_examples_and_names_a_wrong_field(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from edge_agent.cli import app
+
+    runner = CliRunner()
+    good = runner.invoke(app, ["check-profile", str(PROFILES / "nmea-counter.yaml")])
+    assert good.exit_code == 0 and "test-nmea-counter" in good.output
+    bad = tmp_path / "bad.yaml"
+    text = (PROFILES / "nmea-counter.yaml").read_text().replace("positional", "columns")
+    bad.write_text(text)
+    result = runner.invoke(app, ["check-profile", str(bad)])
+    assert result.exit_code == 2 and "serial.record.layout" in result.output
