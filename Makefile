@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 APT_PACKAGES := mosquitto mosquitto-clients influxdb influxdb-client socat docker-compose \
 	chromium chromium-driver fonts-wqy-microhei postgresql-15
-SERVICE_BINARIES := mosquitto mosquitto_passwd influxd socat docker-compose chromium chromedriver \
+SERVICE_BINARIES := mosquitto mosquitto_passwd influxd influx socat docker-compose chromium chromedriver \
 	pg_ctl
 PG_BIN := /usr/lib/postgresql/15/bin
 DURATION ?=
