@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -30,12 +31,27 @@ class ServiceError(RuntimeError):
     """A local service could not be started or did not answer."""
 
 
+_PORTS = (20_000, 32_767)
+"""Below Linux's ephemeral range (32768-60999): a port handed out here and bound a few
+seconds later cannot meanwhile become the local port of some outgoing connection, which
+is what port 0 (an ephemeral port) risked on a busy test machine."""
+_rng = random.Random()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """A TCP port on 127.0.0.1 that nobody listens on right now (outside the ephemeral range)."""
+    for _ in range(200):
+        port = _rng.randint(*_PORTS)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # all taken: any port
         sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        fallback: int = sock.getsockname()[1]
+        return fallback
 
 
 def find_binary(name: str, extra_dirs: tuple[str, ...] = ("/usr/sbin", "/usr/bin")) -> str:
