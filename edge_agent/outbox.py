@@ -144,13 +144,6 @@ class Outbox:
             (first_seq, last_seq),
         ).fetchall()
 
-    def count(self, first_seq: int, last_seq: int) -> int:
-        """Pending events in [first_seq, last_seq]."""
-        row = self.db.execute(
-            "SELECT count(*) FROM events WHERE seq BETWEEN ? AND ?", (first_seq, last_seq)
-        ).fetchone()
-        return int(row[0])
-
     def acked(self, first_seq: int, last_seq: int) -> int:
         """Delete the events a collector confirmed stored."""
         deleted = self.db.execute(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import json
 import logging
 import ssl
@@ -81,6 +82,11 @@ class Publisher:
         """Awaiting PUBACK, by MQTT message id."""
         self._waiting: dict[int, _Sent] = {}
         """PUBACKed (or refused) and awaiting the collector's confirmation, by first seq."""
+        self._due: list[tuple[float, int]] = []
+        """Heap of (due, first) over ``_waiting``; an entry whose due changed is skipped."""
+        self.unconfirmed = 0
+        """Events sent on this connection and not confirmed stored yet (kept as a count:
+        with one message per event there are as many entries as events)."""
         self._cursor = -1
         self._session = 0
         self._client: mqtt.Client | None = None
@@ -91,13 +97,6 @@ class Publisher:
     def notify(self) -> None:
         """New events were committed."""
         self._wake.set()
-
-    @property
-    def unconfirmed(self) -> int:
-        """Events sent on this connection and not confirmed stored yet."""
-        return sum(s.count for s in self._inflight.values()) + sum(
-            s.count for s in self._waiting.values()
-        )
 
     # -- one connection -------------------------------------------------
 
@@ -194,10 +193,8 @@ class Publisher:
                 reason,
                 sent.due - now,
             )
-        if sent.first in self._waiting:  # a resend of a range still awaited: keep one entry
-            self._waiting[sent.first].due = min(self._waiting[sent.first].due, sent.due)
-        else:
-            self._waiting[sent.first] = sent
+        self._waiting[sent.first] = sent
+        heapq.heappush(self._due, (sent.due, sent.first))
         self._update_gauges()
         self._wake.set()
 
@@ -225,12 +222,31 @@ class Publisher:
         self._wake.set()
 
     def _forget_stored(self, ranges: list[tuple[int, int]]) -> None:
-        """Drop the tracking of sent messages whose events are all gone from the outbox."""
-        for table in (self._waiting, self._inflight):
-            for key, sent in list(table.items()):
-                overlaps = any(first <= sent.last and sent.first <= last for first, last in ranges)
-                if overlaps and self.outbox.count(sent.first, sent.last) == 0:
-                    del table[key]
+        """Stop tracking the sent messages that lie wholly inside a confirmed range.
+
+        A message confirmed only in part (by two collectors) stays tracked: when it is
+        due, the outbox hands back just its unconfirmed rows, or none. The waiting table
+        is probed by key or scanned, whichever is shorter, so a confirmation costs
+        little even with one message per event.
+        """
+        for first, last in ranges:
+            if last - first < len(self._waiting):
+                keys = [k for k in range(first, last + 1) if k in self._waiting]
+            else:
+                keys = [k for k in self._waiting if first <= k <= last]
+            for key in keys:
+                if self._waiting[key].last <= last:
+                    self.unconfirmed -= self._waiting.pop(key).count
+            for mid, sent in list(self._inflight.items()):  # at most `window` entries
+                if first <= sent.first and sent.last <= last:
+                    self.unconfirmed -= self._inflight.pop(mid).count
+
+    def _forget_all(self) -> None:
+        """A new connection sends the whole backlog again: nothing is in flight."""
+        self._inflight.clear()
+        self._waiting.clear()
+        self._due.clear()
+        self.unconfirmed = 0
 
     def _update_gauges(self) -> None:
         m = self.metrics
@@ -245,12 +261,15 @@ class Publisher:
         """Send what is due again, then new events, within the window; False if publish failed."""
         cfg = self.config.publish
         now = time.monotonic()
-        for first, sent in sorted(self._waiting.items()):
+        while self._due and self._due[0][0] <= now:
             if len(self._inflight) >= cfg.window:
                 return True
-            if sent.due > now:
-                continue
+            due, first = heapq.heappop(self._due)
+            sent = self._waiting.get(first)
+            if sent is None or sent.due != due:
+                continue  # confirmed meanwhile, or due again later
             del self._waiting[first]
+            self.unconfirmed -= sent.count
             rows = self.outbox.fetch_range(sent.first, sent.last)
             self.metrics.resent_events.labels("refused" if sent.refused else "unconfirmed").inc(
                 len(rows)
@@ -306,22 +325,22 @@ class Publisher:
             return 0
         first, last = used[0][0], used[-1][0]
         self._inflight[info.mid] = _Sent(first, last, len(used), historical, attempts)
+        self.unconfirmed += len(used)
         self._cursor = max(self._cursor, last)
         self._update_gauges()
         return len(used)
 
     def _next_due(self) -> float | None:
-        if not self._waiting:
+        if not self._due:
             return None
-        return max(0.05, min(s.due for s in self._waiting.values()) - time.monotonic())
+        return max(0.05, self._due[0][0] - time.monotonic())
 
     async def _connection(self, loop: asyncio.AbstractEventLoop) -> bool:
         """One connection's life; True when it got connected at all."""
         self._session += 1
         self._up = asyncio.Event()
         self._lost = asyncio.Event()
-        self._inflight.clear()
-        self._waiting.clear()
+        self._forget_all()
         self._cursor = -1
         client = self._make_client(self._session, loop)
         broker = self.config.broker
@@ -359,8 +378,7 @@ class Publisher:
             self._session += 1  # late callbacks of this client are ignored from now on
             self.connected = False
             self.metrics.broker_connected.set(0)
-            self._inflight.clear()
-            self._waiting.clear()
+            self._forget_all()
             self._update_gauges()
             client.disconnect()
             await asyncio.to_thread(client.loop_stop)
