@@ -55,3 +55,9 @@ def test_units_on_one_line_share_one_poller_key() -> None:
 def test_coils_are_bool() -> None:
     with pytest.raises(ValueError, match="bool"):
         Register(address=0, table="coil", type="uint16")
+
+
+@pytest.mark.parametrize("table", ["holding", "input", "coil", "discrete"])
+def test_a_bool_has_no_scale_on_any_table(table: str) -> None:
+    with pytest.raises(ValueError, match="a bool has no scale"):
+        Register.model_validate({"address": 0, "table": table, "type": "bool", "scale": 10})

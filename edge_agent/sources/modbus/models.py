@@ -76,7 +76,7 @@ class Register(BaseModel):
     def _bits_from_bit_tables(self) -> Register:
         if self.table in ("coil", "discrete") and self.type != "bool":
             raise ValueError("coils and discrete inputs are type bool")
-        if self.type == "bool" and self.table not in ("coil", "discrete") and self.scale != 1:
+        if self.type == "bool" and self.scale != 1:
             raise ValueError("a bool has no scale")
         return self
 
