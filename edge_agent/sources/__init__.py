@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from edge_agent.sources.base import REGISTRY, Binding, Sink, Source, build_sources
+    from edge_agent.sources.base import Binding, Sink, Source, build_sources
 
-__all__ = ["REGISTRY", "Binding", "Sink", "Source", "build_sources"]
+__all__ = ["Binding", "Sink", "Source", "build_sources"]
 
 
 def __getattr__(name: str) -> Any:

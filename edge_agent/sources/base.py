@@ -44,8 +44,6 @@ class Binding:
 
 SourceFactory = Callable[[list[Binding], GatewayConfig, AgentMetrics], Source]
 
-REGISTRY = protocols
-
 
 def _factory(kind: str) -> SourceFactory:
     module_name, _, attr = protocols()[kind].source.partition(":")
