@@ -19,10 +19,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from takt_wire.errors import ContractError, describe_validation_error
-from takt_wire.events import Name
-
-MAX_SEQ = 2**63 - 1
-"""Largest sequence number (an InfluxDB and SQLite signed 64-bit integer)."""
+from takt_wire.events import MAX_SEQ, Name
 
 MAX_ACK_RANGES = 10_000
 """Ranges in one acknowledgement; a collector with more sends several messages."""

@@ -79,7 +79,12 @@ def admit(
         )
     batch = decode_batch(payload)
     if policy.check_topic:
-        _check_identity(topic, batch)
+        where = parse_events_topic(topic)
+        if where is None or where.agent != batch.agent:
+            raise ContractError(
+                "topic_mismatch", f"batch of agent {batch.agent!r} arrived on topic {topic!r}"
+            )
+    _check_identity(batch)  # always: a key bound to the envelope's agent binds its events
     if signer is not None and key_agent(signer) != batch.agent:
         raise ContractError(
             "bad_signature", f"key {signer!r} is not bound to agent {batch.agent!r}"
@@ -87,18 +92,13 @@ def admit(
     return _window(batch, policy, received)
 
 
-def _check_identity(topic: str, batch: Batch) -> None:
-    """Topic, envelope and events name one agent; boots are in the order an agent sends them.
+def _check_identity(batch: Batch) -> None:
+    """Envelope and events name one agent; boots are in the order an agent sends them.
 
     An agent's outbox keeps events across a restart with the boot they were made
     under, so a batch may start with events of earlier boots, but once the
     envelope's (current) boot appears no other boot can follow it.
     """
-    where = parse_events_topic(topic)
-    if where is None or where.agent != batch.agent:
-        raise ContractError(
-            "topic_mismatch", f"batch of agent {batch.agent!r} arrived on topic {topic!r}"
-        )
     events = batch.events
     if {e.agent for e in events} == {batch.agent} and {e.boot for e in events} == {batch.boot}:
         return  # the common case, in two set passes

@@ -69,9 +69,9 @@ UtcTime = Annotated[
 StrictCount = Annotated[int, Strict()]
 """An integer as a JSON number: no "7", no true, no 7.0."""
 MAX_GAP_S = 31 * 24 * 3600.0
-"""Longest gap one event reports (a longer one is reported in several)."""
+"""Longest span one event covers: its seconds fields, a gap (longer ones take several)."""
 
-Seconds = Annotated[float, Strict(), Field(ge=0.0, le=31 * 24 * 3600.0, allow_inf_nan=False)]
+Seconds = Annotated[float, Strict(), Field(ge=0.0, le=MAX_GAP_S, allow_inf_nan=False)]
 """A JSON number (an integer is fine; a string or Boolean is refused)."""
 Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 

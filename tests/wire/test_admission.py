@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -9,7 +11,7 @@ import pytest
 
 from takt_wire import Batch, ContractError, UnitEvent, WorkEvent, encode_batch
 from takt_wire.admission import Policy, admit
-from takt_wire.signing import SIGNATURE_PROPERTY, sign
+from takt_wire.signing import SIGNATURE_PROPERTY
 from takt_wire.topics import events_topic
 
 RECEIVED = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -82,12 +84,37 @@ def test_earlier_boots_may_precede_the_current_one() -> None:
     assert len(admit(TOPIC, message, None, Policy(), RECEIVED).events) == 2
 
 
+def signed(message: bytes, key_id: str, key: bytes) -> dict[str, object]:
+    """The signature property as the wire contract describes it, not as takt_wire makes it:
+    '<key id>:<hex HMAC-SHA256 of the payload bytes>'."""
+    return {SIGNATURE_PROPERTY: f"{key_id}:" + hmac.new(key, message, hashlib.sha256).hexdigest()}
+
+
 def test_a_key_signs_only_for_its_own_agent() -> None:
     keys = {"a1@2026": b"k" * 32, "a2": b"m" * 32}
     policy = Policy(signing_keys=keys)
     message = payload(unit(0, RECEIVED))
-    own = {SIGNATURE_PROPERTY: sign(message, "a1@2026", keys["a1@2026"])}
-    assert admit(TOPIC, message, own, policy, RECEIVED).events
-    other = {SIGNATURE_PROPERTY: sign(message, "a2", keys["a2"])}
+    assert admit(TOPIC, message, signed(message, "a1@2026", keys["a1@2026"]), policy, RECEIVED)
     with pytest.raises(ContractError, match="not bound to agent 'a1'"):
-        admit(TOPIC, message, other, policy, RECEIVED)
+        admit(TOPIC, message, signed(message, "a2", keys["a2"]), policy, RECEIVED)
+
+
+def test_without_the_topic_check_a_key_still_binds_every_event() -> None:
+    """A deployment that turns the topic check off must not let a1's key vouch for events
+    that claim to be a2's."""
+    keys = {"a1": b"k" * 32}
+    policy = Policy(signing_keys=keys, check_topic=False)
+    forged = payload(unit(0, RECEIVED), unit(1, RECEIVED, agent="a2"))
+    with pytest.raises(ContractError) as err:
+        admit(
+            events_topic("s1", "elsewhere"),
+            forged,
+            signed(forged, "a1", keys["a1"]),
+            policy,
+            RECEIVED,
+        )
+    assert err.value.reason == "agent_mismatch"
+    honest = payload(unit(0, RECEIVED))
+    assert admit(
+        events_topic("s1", "elsewhere"), honest, signed(honest, "a1", keys["a1"]), policy, RECEIVED
+    ).events
