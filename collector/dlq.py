@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     replayed_at REAL
 );
 CREATE INDEX IF NOT EXISTS dead_letters_reason ON dead_letters(reason);
+CREATE INDEX IF NOT EXISTS dead_letters_at ON dead_letters(at);
 CREATE TABLE IF NOT EXISTS dead_letter_stats (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
