@@ -50,6 +50,7 @@ async def run_probe(
             profiles[s.profile],
             lambda badge: f"<badge {badge}>",
             config.work_interval_s,
+            max_ahead_s=config.device_clock_max_ahead_s,
         )
         for s in chosen.stations
     }
@@ -69,6 +70,16 @@ async def run_probe(
             echo(f"{raw.station} mapped {json.dumps(mapped, default=str)}")
             for problem in notes.problems:
                 echo(f"{raw.station} PROBLEM {problem}")
+            # why a reading produced fewer events than expected (the agent counts these)
+            if notes.clock_outlier:
+                echo(f"{raw.station} NOTE   clock_outlier: {notes.clock_outlier}")
+            if notes.stale_fields:
+                echo(
+                    f"{raw.station} NOTE   stale (older than the last value): "
+                    f"{', '.join(notes.stale_fields)}"
+                )
+            if notes.skewed:
+                echo(f"{raw.station} NOTE   skewed: device time behind the station clock")
             for event in events:
                 echo(f"{raw.station} event  {json.dumps(event, default=str)}")
         # no ack: a device message the probe saw stays the agent's to commit

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -21,12 +22,16 @@ def test_probe_prints_what_the_profile_makes_of_each_record(tmp_path: Path) -> N
         "profile": "test-nmea-counter",
         "connection": {"type": "serial", "port": str(device.link)},
     }
-    path = gateway_config(tmp_path, 1, [station], profiles_dir=str(PROFILES))
+    path = gateway_config(
+        tmp_path, 1, [station], profiles_dir=str(PROFILES), device_clock_max_ahead_s=5
+    )
+    ahead = str(int((time.time() + 60) * 1000))  # within the default tolerance, not this one
     records = [
         nmea("N1", 1, "C", "1763884800000", "10", ""),
         nmea("N1", 2, "L", "1763884801000", "B2"),
         nmea("N1", 3, "C", "1763884802000", "13", "E07:1"),
         nmea("N1", 4, "X", "1763884803000", "1"),
+        nmea("N1", 5, "C", ahead, "14", ""),
     ]
 
     # the device talks once the probe has the port open (opening flushes the input)
@@ -44,4 +49,6 @@ def test_probe_prints_what_the_profile_makes_of_each_record(tmp_path: Path) -> N
     assert '"action": "login"' in out and '"worker": "<badge B2>"' in out
     assert '"outcome": "good", "count": 3' in out and '"defect_code": "E07"' in out
     assert "unknown_type" in out  # the unknown record type is counted
+    # the probe's tracker takes the configured tolerance, and says why it emitted nothing
+    assert "N1 NOTE   clock_outlier: device time" in out and "(tolerance 5 s)" in out
     assert not (tmp_path / "outbox.db").exists()  # nothing written
