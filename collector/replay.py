@@ -1,7 +1,7 @@
 """Replay dead letters after a fix: messages and events go back through the broker
 (so they are validated again by whichever collector takes them), rejected points
 are written to InfluxDB again. A letter is marked replayed only once the broker or
-InfluxDB has accepted it."""
+InfluxDB has accepted it (a PUBACK with any reason but success does not count)."""
 
 from __future__ import annotations
 
@@ -82,6 +82,14 @@ def _publish(settings: CollectorSettings, letters: list[DeadLetter]) -> list[int
     )
     if m.username:
         client.username_pw_set(m.username, m.password.get_secret_value() if m.password else None)
+    # paho reports a publish as "published" whatever the broker answered; only a plain
+    # success counts (not "not authorized", not "no matching subscribers").
+    answers: dict[int, int] = {}
+
+    def on_publish(_c: object, _u: object, mid: int, reason: object, _p: object) -> None:
+        answers[mid] = int(getattr(reason, "value", 0))
+
+    client.on_publish = on_publish
     client.connect(m.host, m.port, keepalive=m.keepalive_s)
     client.loop_start()
     done = []
@@ -95,7 +103,7 @@ def _publish(settings: CollectorSettings, letters: list[DeadLetter]) -> list[int
             pending.append((letter.id, client.publish(topic, payload, qos=1, properties=props)))
         for letter_id, info in pending:
             info.wait_for_publish(timeout=30)
-            if info.is_published():
+            if info.is_published() and answers.get(info.mid) == 0:
                 done.append(letter_id)
     finally:
         client.disconnect()

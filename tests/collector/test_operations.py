@@ -113,3 +113,31 @@ async def test_dead_letters_replay_after_the_fix(
     seqs = rows(influxd.query('SELECT "seq" FROM "units"', db=settings.influx.database))
     assert sorted(r[1] for r in seqs) == [0, 1]
     assert DeadLetterStore(settings.dlq_path).list() == []
+
+
+def test_a_replay_the_broker_refuses_is_not_marked_replayed(
+    mosquitto_factory: Callable[..., Mosquitto], tmp_path: Path
+) -> None:
+    """With the production ACL the collector's account may not publish events: the broker
+    answers 'not authorized', and the letter must stay to be replayed another way."""
+    from collector.config import load_settings
+    from collector.dlq import DeadLetter
+    from collector.replay import replay
+    from takt_cli.stack import ACL_FILE
+
+    broker = mosquitto_factory(
+        users={"takt-collector": "collector-pw-0123456789"}, extra_config=f"acl_file {ACL_FILE}\n"
+    )
+    settings = load_settings(
+        None,
+        environment="development",
+        mqtt={"port": broker.port, "username": "takt-collector",
+              "password": "collector-pw-0123456789"},
+        dlq_path=str(tmp_path / "dlq.sqlite"),
+    )  # fmt: skip
+    now = datetime.now(UTC)
+    payload = encode_batch(Batch(agent="a1", boot="b1", sent_at=now, events=[unit(0, ts=now)]))
+    store = DeadLetterStore(settings.dlq_path)
+    store.add([DeadLetter("message", "invalid", "test", events_topic("s1", "a1"), payload, {})])
+    assert replay(store, settings, store.list()) == 0
+    assert len(store.list()) == 1, "a refused publish must not mark the letter replayed"
