@@ -268,6 +268,18 @@ def load_config(path: Path) -> tuple[GatewayConfig, dict[str, DeviceProfile]]:
             )
         for problem in station.connection.env_problems():
             raise ConfigError(f"{where}.connection.{problem}")
+    first: dict[str, StationConfig] = {}
+    for i, station in enumerate(config.stations):
+        conn = station.connection
+        other = first.setdefault(conn.source_key(station.id), station)
+        for name in conn.shared_settings() if other is not station else ():
+            mine, theirs = getattr(conn, name), getattr(other.connection, name)
+            if mine != theirs:
+                raise ConfigError(
+                    f"{path}: field 'stations.{i}.connection.{name}': station {station.id} "
+                    f"says {mine!r} but station {other.id}, on the same connection, says "
+                    f"{theirs!r}; stations sharing a connection share one client and must agree"
+                )
     if config.roster is not None and not config.roster.is_file():
         raise ConfigError(f"{path}: field 'roster': {config.roster} does not exist")
     try:

@@ -30,6 +30,14 @@ class ConnectionModel(BaseModel):
         """Stations whose keys are equal share one source (one connection, one poller)."""
         return self.type + ":" + self.model_dump_json()
 
+    def shared_settings(self) -> tuple[str, ...]:
+        """Fields that stations sharing one source (equal ``source_key``) must agree on.
+
+        The shared source is set up from the first station's connection, so a later
+        station that says otherwise would silently be ignored; the loader refuses it.
+        """
+        return ()
+
 
 class Credentials(ConnectionModel):
     username: str | None = None

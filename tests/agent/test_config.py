@@ -114,3 +114,70 @@ def test_outbox_sequence_survives_restart_and_drop_policy(tmp_path: Path) -> Non
     rows = box.fetch(-1, 100)
     assert [r[0] for r in rows] == [5, 6, 7, 8, 9] and box.dropped == 2
     assert '"boot":"b2"' in rows[0][2]
+
+
+MODBUS_PROFILE: dict[str, Any] = {
+    "model": "test-mb",
+    "protocol": "modbus",
+    "time_source": "gateway",
+    "signals": {"good": {"at": "GOOD"}},
+    "modbus": {"registers": {"GOOD": {"address": 0}}},
+}
+
+
+def modbus_config(tmp_path: Path, a: dict[str, Any], b: dict[str, Any]) -> Path:
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "test-mb.yaml").write_text(yaml.safe_dump(MODBUS_PROFILE))
+    stations = [
+        {
+            "id": sid,
+            "line": "L1",
+            "profile": "test-mb",
+            "connection": {"type": "modbus", "unit": unit} | conn,
+        }
+        for sid, unit, conn in (("M1", 1, a), ("M2", 2, b))
+    ]
+    return write(tmp_path, BASE | {"stations": stations, "profiles_dir": str(profiles)})
+
+
+RTU = {"transport": "rtu", "serial_port": "/dev/ttyUSB0"}
+TCP = {"transport": "tcp", "host": "10.0.0.9"}
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "field"),
+    [
+        (RTU | {"baudrate": 9600}, RTU, "baudrate"),
+        (RTU, RTU | {"parity": "N"}, "parity"),
+        (RTU, RTU | {"stopbits": 2}, "stopbits"),
+        (RTU, RTU | {"bytesize": 7}, "bytesize"),
+        (RTU, RTU | {"timeout_s": 0.5}, "timeout_s"),
+        (TCP, TCP | {"timeout_s": 0.5}, "timeout_s"),
+    ],
+)
+def test_modbus_stations_on_one_connection_must_agree_on_its_settings(
+    tmp_path: Path, a: dict[str, Any], b: dict[str, Any], field: str
+) -> None:
+    path = modbus_config(tmp_path, a, b)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert f"'stations.1.connection.{field}'" in message, message
+    assert "station M2" in message and "station M1" in message, message
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        (RTU | {"baudrate": 9600}, RTU | {"baudrate": 9600, "poll_interval_s": 5}),
+        (RTU, RTU | {"serial_port": "/dev/ttyUSB1", "baudrate": 9600}),  # another line
+        (TCP, TCP | {"port": 5020, "timeout_s": 0.5}),  # another endpoint
+        (TCP, TCP | {"baudrate": 9600}),  # no serial settings on TCP
+    ],
+)
+def test_modbus_stations_on_separate_connections_or_agreeing_load(
+    tmp_path: Path, a: dict[str, Any], b: dict[str, Any]
+) -> None:
+    config, _ = load_config(modbus_config(tmp_path, a, b))
+    assert [s.id for s in config.stations] == ["M1", "M2"]

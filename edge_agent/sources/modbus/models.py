@@ -55,6 +55,12 @@ class ModbusConnection(ConnectionModel):
             return f"modbus:tcp:{self.host}:{self.port}"
         return f"modbus:rtu:{self.serial_port}"
 
+    def shared_settings(self) -> tuple[str, ...]:
+        """The one client of an endpoint or line takes these from its first station."""
+        if self.transport == "tcp":
+            return ("timeout_s",)
+        return ("baudrate", "parity", "stopbits", "bytesize", "timeout_s")
+
 
 class Register(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
