@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import ssl
 import threading
 from dataclasses import dataclass
@@ -23,15 +22,16 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
+from pydantic import TypeAdapter, ValidationError
 
 from collector.config import MqttSettings
 from collector.metrics import Metrics
 from takt_wire.acks import encode_ack, seq_ranges
+from takt_wire.events import Name
+from takt_wire.signing import message_properties
 from takt_wire.topics import acks_topic, events_filter, shared
 
 log = logging.getLogger(__name__)
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,18 +42,6 @@ class Delivery:
     mid: int
     qos: int
     generation: int
-
-
-def _properties(msg: paho.MQTTMessage) -> dict[str, object]:
-    props = getattr(msg, "properties", None)
-    if props is None:
-        return {}
-    out: dict[str, object] = {}
-    for name, value in getattr(props, "UserProperty", None) or []:
-        out[name] = value
-    if getattr(props, "ContentType", None):
-        out["content_type"] = props.ContentType
-    return out
 
 
 class Consumer:
@@ -75,6 +63,10 @@ class Consumer:
         self.connected = asyncio.Event()
         self.subscribed = asyncio.Event()
         self.topic_filter = shared(settings.group, events_filter(settings.site))
+        try:  # confirmations name their collector (a wire Name) for diagnosis
+            self._confirmer = TypeAdapter(Name).validate_python(settings.client_id)
+        except ValidationError:
+            self._confirmer = "collector"
         client = paho.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=settings.client_id,
@@ -121,7 +113,7 @@ class Consumer:
         QoS 1 and fire-and-forget: a confirmation lost on the way only makes the agent
         resend those events later, which the idempotent write absorbs.
         """
-        by = self.settings.client_id if _NAME.match(self.settings.client_id) else "collector"
+        by = self._confirmer
         confirmed = 0
         for (site, agent), seqs in stored.items():
             topic = acks_topic(site, agent)
@@ -197,6 +189,11 @@ class Consumer:
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         delivery = Delivery(
-            msg.topic, bytes(msg.payload), _properties(msg), msg.mid, msg.qos, self._generation
+            msg.topic,
+            bytes(msg.payload),
+            message_properties(msg),
+            msg.mid,
+            msg.qos,
+            self._generation,
         )
         self._loop.call_soon_threadsafe(self._queue.put_nowait, delivery)

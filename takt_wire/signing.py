@@ -50,3 +50,15 @@ def verify(payload: bytes | bytearray, signature: str | None, keys: Mapping[str,
     if not hmac.compare_digest(expected, digest):
         raise ContractError("bad_signature", f"signature does not match (key {key_id!r})")
     return key_id
+
+
+def message_properties(message: object) -> dict[str, object]:
+    """An MQTT v5 message's user properties (where the signature travels) and content type,
+    as one dict; every consumer reads a message's properties through this one function."""
+    props = getattr(message, "properties", None)
+    if props is None:
+        return {}
+    out: dict[str, object] = dict(getattr(props, "UserProperty", None) or [])
+    if getattr(props, "ContentType", None):
+        out["content_type"] = props.ContentType
+    return out

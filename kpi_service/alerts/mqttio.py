@@ -19,6 +19,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from takt_wire.signing import message_properties
+
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 3600
@@ -137,7 +139,7 @@ class MqttLink:
             log.warning("MQTT connection lost (%s); paho reconnects", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        message = Message(msg.topic, bytes(msg.payload), msg.mid, msg.qos, _user_properties(msg))
+        message = Message(msg.topic, bytes(msg.payload), msg.mid, msg.qos, message_properties(msg))
         self._loop.call_soon_threadsafe(self.messages.put_nowait, message)
 
     def _on_publish(
@@ -152,11 +154,6 @@ class MqttLink:
             future = self._acks.pop(mid, None)
         if future is not None:
             self._loop.call_soon_threadsafe(_settle, future, reason)
-
-
-def _user_properties(msg: mqtt.MQTTMessage) -> dict[str, object]:
-    props = getattr(msg, "properties", None)
-    return dict(getattr(props, "UserProperty", None) or [])
 
 
 def _settle(future: asyncio.Future[None], reason: ReasonCode) -> None:
