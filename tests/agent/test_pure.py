@@ -12,7 +12,7 @@ from edge_agent.attribution import StationInfo, StationState, StationTracker, Wo
 from edge_agent.counters import counter_delta
 from edge_agent.mapping import RawReading, map_reading
 from edge_agent.profile import DeviceProfile, OperatorSignal, load_profiles
-from edge_agent.sources.serial.framing import Corrupt, FrameDecoder, encode_frame
+from edge_agent.sources.serial.framing import Corrupt, FrameDecoder
 from edge_agent.sources.serial.models import SerialBinding
 from takt_wire import UNATTRIBUTED, decode_event
 
@@ -51,7 +51,19 @@ FRAMING = SERIAL.section(SerialBinding).framing
 
 
 def frame(**fields: str) -> bytes:
-    return encode_frame(fields, FRAMING)
+    """The serial box's frame, built from docs/devices.md and not from the agent's code:
+    STX, KEY=VALUE fields joined by |, ETX, the XOR of the bytes between STX and ETX
+    as two upper-case hex digits, CR LF."""
+    body = "|".join(f"{key}={value}" for key, value in fields.items()).encode()
+    xor = 0
+    for byte in body:
+        xor ^= byte
+    return b"\x02" + body + b"\x03" + f"{xor:02X}".encode() + b"\r\n"
+
+
+def test_the_test_frame_builder_follows_the_device_spec() -> None:
+    # 'T' 54 ^ '=' 3D ^ '1' 31 ^ '|' 7C ^ 'G' 47 ^ '=' 3D ^ '2' 32 = 6C (worked by hand)
+    assert frame(T="1", G="2") == b"\x02T=1|G=2\x036C\r\n"
 
 
 def test_frames_decode_across_chunk_boundaries() -> None:

@@ -11,18 +11,10 @@ from typing import Any
 import pytest
 
 from edge_agent.config import load_config
-from edge_agent.profile import load_profile
 from edge_agent.runtime import Agent
-from edge_agent.sources.serial.framing import encode_frame
-from edge_agent.sources.serial.models import SerialBinding
 from takt_cli.localservices import Mosquitto
 from tests.agent.helpers import EventSubscriber, Step, assert_matches, gateway_config, make_script
-
-PROFILE = load_profile(
-    Path(__file__).resolve().parents[2] / "device_profiles/takt-sim-serialbox.yaml"
-)
-
-FRAMING = PROFILE.section(SerialBinding).framing
+from tests.agent.test_pure import frame as spec_frame
 
 
 def frame(step: Step) -> bytes:
@@ -35,7 +27,7 @@ def frame(step: Step) -> bytes:
         "S": str(step.st),
         "C": str(step.ct),
     }
-    return encode_frame(fields, FRAMING)
+    return spec_frame(**fields)  # written from the device spec, not the agent's code
 
 
 class PtyDevice:

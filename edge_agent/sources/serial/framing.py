@@ -20,24 +20,9 @@ from edge_agent.sources.serial import checksums
 from edge_agent.sources.serial.models import Framing, Record
 from edge_agent.sources.serial.records import Corrupt, Fields, RecordParser
 
-__all__ = ["Corrupt", "Decoded", "FrameDecoder", "encode_frame", "xor_checksum"]
+__all__ = ["Corrupt", "Decoded", "FrameDecoder"]
 
 Decoded = Fields | Corrupt
-xor_checksum = checksums.xor8
-
-
-def encode_frame(fields: dict[str, str], framing: Framing) -> bytes:
-    """A key_value record in a delimited frame (the simulators' serial box format)."""
-    body = framing.field_separator.join(
-        f"{k}{framing.key_value_separator}{v}" for k, v in fields.items()
-    ).encode()
-    return (
-        bytes([framing.start])
-        + body
-        + bytes([framing.end])
-        + checksums.render(framing.checksum, body)
-        + framing.terminator.encode()
-    )
 
 
 class FrameDecoder:
