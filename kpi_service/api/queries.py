@@ -89,19 +89,23 @@ def row_bound(data: KpiData, entity: Entity, n_buckets: int) -> int:
 
 
 def compute_rows(
-    data: KpiData, settings: Settings, bucket_list: list[Bucket], q: KpiQuery
+    data: KpiData, settings: Settings, bucket_list: list[Bucket], group: Group, entity: Entity
 ) -> list[dict[str, Any]]:
-    """Bound check, then the pandas work: called in a worker thread, off the event loop."""
-    bound = row_bound(data, q.entity, len(bucket_list))
+    """Bound check, then the pandas work: called in a worker thread, off the event loop.
+
+    Every caller of ``compute_kpis`` on request data (KPIs, scores, progress) goes through
+    here, so ``settings.max_rows`` bounds them all.
+    """
+    bound = row_bound(data, entity, len(bucket_list))
     if bound > settings.max_rows:
         raise invalid(
             "group",
             f"the request would compute up to {bound} rows; at most {settings.max_rows} "
             "(narrow the filters, choose a coarser group or a shorter period)",
-            q.group,
+            group,
         )
     return compute_kpis(
-        data.units, data.work, data.down, bucket_list, q.group, q.entity, settings.standards,
+        data.units, data.work, data.down, bucket_list, group, entity, settings.standards,
         data.serials,
     )  # fmt: skip
 
@@ -152,7 +156,7 @@ async def run_kpis(
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(err)) from err
     # pandas holds the event loop for seconds on big periods; in a thread, /healthz and
     # the alert engine (same loop) keep answering meanwhile.
-    rows = await asyncio.to_thread(compute_rows, data, settings, bucket_list, q)
+    rows = await asyncio.to_thread(compute_rows, data, settings, bucket_list, q.group, q.entity)
     pseudo = pseudonymiser(settings)
     if pseudo.enabled and q.entity == "worker":
         for row in rows:

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from functools import partial
 from typing import cast
 from zoneinfo import ZoneInfo
 
 import anyio.to_thread
 
+from kpi_service.api.queries import compute_rows
 from kpi_service.core.config import Settings
 from kpi_service.influx import InfluxReader
 from kpi_service.kpi.calendar import Bucket, local_instant
-from kpi_service.kpi.compute import Entity, compute_kpis
+from kpi_service.kpi.compute import Entity
 from kpi_service.kpi.repository import Filters, fetch
 from kpi_service.scores.scoring import measured_value
 from kpi_service.scores.targets import Target
@@ -72,9 +72,8 @@ async def progress(
             reader, [bucket], "period", filters, with_serials=target.metric == "first_pass_yield"
         )
         rows = await anyio.to_thread.run_sync(
-            partial(compute_kpis, data.units, data.work, data.down, [bucket], "period",
-                    cast(Entity, target.kind), settings.standards, data.serials)
-        )  # fmt: skip
+            compute_rows, data, settings, [bucket], "period", cast(Entity, target.kind)
+        )
         key = {"worker": "worker", "station": "station", "line": "line"}[target.kind]
         row = next((r for r in rows if r.get(key) == target.subject), None)
         value = measured_value(target.metric, row) if row else None

@@ -12,19 +12,17 @@ import asyncio
 import itertools
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import anyio.to_thread
 from fastapi import HTTPException, status
 
-from kpi_service.api.queries import period_buckets, pseudonymiser
+from kpi_service.api.queries import compute_rows, period_buckets, pseudonymiser
 from kpi_service.core.apikeys import Principal
 from kpi_service.core.config import Settings
 from kpi_service.influx import InfluxError, InfluxReader
 from kpi_service.kpi.calendar import UNSCHEDULED, Bucket, Group
-from kpi_service.kpi.compute import compute_kpis
 from kpi_service.kpi.repository import Filters, fetch
 from kpi_service.scores.external import ExternalStore, StoredValue
 from kpi_service.scores.model import MEASURED, MetricDef, SchemeVersion
@@ -186,12 +184,7 @@ async def _score_segment(
     rows: list[dict[str, Any]] = []
     for (bl, g), data in zip(parts, datas, strict=True):
         # pandas off the event loop (the alert engine shares it).
-        rows += await anyio.to_thread.run_sync(
-            partial(
-                compute_kpis, data.units, data.work, data.down, bl, g, "worker",
-                settings.standards, data.serials,
-            )
-        )  # fmt: skip
+        rows += await anyio.to_thread.run_sync(compute_rows, data, settings, bl, g, "worker")
     by_label = {b.label: b for b in buckets}
     days = {b.label: local_days(b, tz) for b in buckets}
     first, last = days[buckets[0].label][0], days[buckets[-1].label][1]

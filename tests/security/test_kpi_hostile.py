@@ -78,6 +78,25 @@ def test_the_row_limit_is_checked_before_computing(tmp_path: Path, influxd: Infl
         assert one.status_code == 200 and one.json()["total"] == 48
 
 
+def test_the_row_limit_also_bounds_scores(tmp_path: Path, influxd: Influxd) -> None:
+    db = load_events(influxd, hourly(workers=3, days=2), rollups=False)
+    settings = make_settings(
+        tmp_path, influx_url=influxd.url, influx_db=db, use_rollups=False, max_rows=2
+    )
+    keys = Keys(settings)
+    scheme = {
+        "scheme": "weekly", "effective_from": "2026-03-02", "period": "week",
+        "metrics": [{"name": "output", "source": "measured", "measure": "pct_of_standard",
+                     "floor": 70, "target": 110, "weight": 100}],
+    }  # fmt: skip
+    with TestClient(create_app(settings)) as client:
+        r = client.post("/api/v1/schemes", json=scheme, headers=auth(keys.admin))
+        assert r.status_code == 201, r.text
+        params = {"scheme": "weekly", "start": "2026-03-02", "end": "2026-03-03"}
+        refused = client.get("/api/v1/scores", params=params, headers=auth(keys.hr))
+        assert refused.status_code == 422 and "up to 3 rows; at most 2" in refused.text
+
+
 async def raw_request(port: int, head: str, body: bytes = b"") -> str:
     """Send a request by hand and return the status line (the server may not read the body)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
