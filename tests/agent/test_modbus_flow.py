@@ -114,7 +114,19 @@ async def drive(device: ModbusDevice, units: dict[str, tuple[int, str]], steps: 
 
 @pytest.mark.integration
 @pytest.mark.timeout(240)
-@pytest.mark.parametrize("transport", ["tcp"])  # rtu: not verified, see docs/agent.md
+@pytest.mark.parametrize(
+    "transport",
+    [
+        "tcp",
+        pytest.param(
+            "rtu",
+            marks=pytest.mark.skip(
+                reason="Modbus RTU not verified: this test hangs on a socat pty pair "
+                "(docs/agent.md, Known gaps)"
+            ),
+        ),
+    ],
+)
 async def test_modbus_counters_add_up_and_bad_units_are_counted(
     mosquitto: Mosquitto, tmp_path: Path, transport: str
 ) -> None:
