@@ -7,6 +7,7 @@ script that also writes the ledger of what really happened.
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -21,7 +22,6 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from takt_wire import UNATTRIBUTED, decode_batch
-from takt_wire.acks import encode_ack, seq_ranges
 from takt_wire.topics import acks_topic, events_filter
 
 T0 = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
@@ -174,9 +174,16 @@ class EventSubscriber:
                 else:
                     self.events[key] = event.model_dump(mode="json")
         if self.confirm:
-            seqs = [e.seq for e in batch.events]
-            for payload in encode_ack(batch.agent, seq_ranges(seqs), "test-sub"):
-                self.client.publish(acks_topic(self.site, batch.agent), payload, qos=1)
+            # Written from docs/wire-contract.md, not with takt_wire.acks: one range per
+            # run of consecutive sequence numbers.
+            ranges: list[list[int]] = []
+            for seq in sorted(e.seq for e in batch.events):
+                if ranges and seq == ranges[-1][1] + 1:
+                    ranges[-1][1] = seq
+                else:
+                    ranges.append([seq, seq])
+            ack = {"v": 1, "agent": batch.agent, "ranges": ranges, "by": "test-sub"}
+            self.client.publish(acks_topic(self.site, batch.agent), json.dumps(ack), qos=1)
 
     def close(self) -> None:
         self.client.disconnect()
