@@ -25,6 +25,7 @@ import yaml
 
 from takt_cli.localservices import Influxd, Mosquitto, free_port, influxd, mosquitto
 from takt_cli.processes import Child, ProcessGroup
+from takt_wire.batch import MAX_PAYLOAD_BYTES
 
 if TYPE_CHECKING:
     from simulators.floor import ShopFloor, StationEndpoint
@@ -34,8 +35,9 @@ REPO = Path(__file__).resolve().parent.parent
 ACL_FILE = REPO / "deploy" / "mosquitto" / "acl"
 MQTT_USERS = ("takt-agent", "takt-collector", "takt-kpi", "takt-devices")
 """Service accounts; each gateway also has its own user, named like its agent id."""
-MAX_PACKET_SIZE = 1_114_112
-"""The broker's packet limit, as in deploy/mosquitto/mosquitto.conf (a 1 MiB batch + headers)."""
+MAX_PACKET_SIZE = MAX_PAYLOAD_BYTES + 64 * 1024
+"""The broker's packet limit: the largest batch the contract allows plus room for the topic,
+properties and signature; deploy/mosquitto/mosquitto.conf carries the same (tested)."""
 INFLUX_DB = "takt"
 SIGNING_KEY_LABEL = "k1"
 """Label of the agent's signing key: its id is ``<agent id>@k1`` (keys are bound to agents)."""

@@ -171,3 +171,16 @@ def test_grafana_dashboard_queries_run_on_collector_points(influxd: Influxd) -> 
             )
             series = influxd.query(query, "grafana_check")
             assert series, f"panel {panel['title']!r} returns nothing"
+
+
+def test_the_deployed_broker_limit_is_the_contract_s() -> None:
+    """The broker refuses packets past the largest batch the contract allows (plus headers),
+    in the deployed config and in the local stack alike."""
+    from takt_cli.stack import MAX_PACKET_SIZE
+    from takt_wire.batch import MAX_PAYLOAD_BYTES
+
+    conf = (REPO / "deploy" / "mosquitto" / "mosquitto.conf").read_text().splitlines()
+    (line,) = [x for x in conf if x.startswith("max_packet_size ")]
+    deployed = int(line.split()[1])
+    assert deployed == MAX_PACKET_SIZE
+    assert MAX_PAYLOAD_BYTES < deployed <= MAX_PAYLOAD_BYTES + 64 * 1024
