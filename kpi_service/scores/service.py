@@ -142,9 +142,7 @@ async def compute_scores(
         if version is None:
             continue
         buckets = [b for b, _ in group]
-        scores += await _score_segment(
-            reader, settings, externals, version, buckets, tz, pseudo.enabled
-        )
+        scores += await _score_segment(reader, settings, externals, version, buckets, tz)
     if pseudo.enabled:
         for s in scores:
             s.worker = pseudo(s.worker)
@@ -161,7 +159,6 @@ async def _score_segment(
     version: SchemeVersion,
     buckets: list[Bucket],
     tz: ZoneInfo,
-    pseudonymised: bool,
 ) -> list[WorkerScore]:
     spec = version.spec
     applies = spec.applies_to

@@ -8,6 +8,7 @@ import csv
 import io
 from collections import defaultdict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 
 from kpi_service.core.apikeys import KeyStore
+from kpi_service.core.pseudonym import Pseudonymiser
 from kpi_service.main import create_app
 from takt_cli.localservices import Influxd
 
@@ -94,11 +96,11 @@ def external_batch() -> list[dict[str, Any]]:
     return values
 
 
-@pytest.fixture
-def api(tmp_path: Path, influxd: Influxd, db: str) -> Iterator[Api]:
+@contextmanager
+def _serve(tmp_path: Path, influxd: Influxd, db: str, **overrides: Any) -> Iterator[Api]:
     settings = make_settings(
         tmp_path, influx_url=influxd.url, influx_db=db, timezone="UTC",
-        standards=month.STANDARDS,
+        standards=month.STANDARDS, **overrides,
     )  # fmt: skip
     with TestClient(create_app(settings)) as client:
         keys = Keys(settings)
@@ -113,6 +115,12 @@ def api(tmp_path: Path, influxd: Influxd, db: str) -> Iterator[Api]:
         )
         assert r.status_code == 200, r.text
         yield Api(client, keys, ingest)
+
+
+@pytest.fixture
+def api(tmp_path: Path, influxd: Influxd, db: str) -> Iterator[Api]:
+    with _serve(tmp_path, influxd, db) as served:
+        yield served
 
 
 # --- the independent calculation, from the ledger only ----------------------------------
@@ -346,6 +354,26 @@ def test_external_metric_refusals(api: Api) -> None:
     r = api.client.get("/api/v1/scores", params={"scheme": "line-kpi", **RANGE},
                        headers=auth(api.ingest))  # fmt: skip
     assert r.status_code == 403
+
+
+def test_external_metrics_show_and_take_pseudonyms(
+    tmp_path: Path, influxd: Influxd, db: str
+) -> None:
+    pseudo = Pseudonymiser("k-test")
+    with _serve(tmp_path, influxd, db, pseudonymise=True, pseudonym_key="k-test") as api:
+        params: dict[str, Any] = {
+            "metric": ["customer_satisfaction"],
+            "start": "2026-03-01",
+            "end": "2026-03-31",
+        }
+        stored = api.get("/api/v1/external-metrics", **params)
+        assert {v["worker"] for v in stored} == {pseudo(w) for w in SATISFACTION}
+        assert len(stored) == 10
+        w03 = api.get("/api/v1/external-metrics", **params, worker=[pseudo("W03")])
+        assert sorted(v["value"] for v in w03) == sorted(SATISFACTION["W03"])
+        assert {v["worker"] for v in w03} == {pseudo("W03")}
+        # Real ids are not accepted in place of pseudonyms.
+        assert api.get("/api/v1/external-metrics", **params, worker=["W03"]) == []
 
 
 def test_supervisors_read_only_schemes_of_their_lines(api: Api) -> None:

@@ -14,8 +14,9 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.exceptions import RequestValidationError
 
-from kpi_service.api.deps import InfluxDep, Principal, audited
+from kpi_service.api.deps import InfluxDep, Principal, SettingsDep, audited
 from kpi_service.api.models import NameList
+from kpi_service.api.queries import pseudonymiser, resolve_workers
 from kpi_service.api.score_models import ExternalBatch, ExternalResult
 from kpi_service.api.stores import ExternalDep, RegistryDep
 from kpi_service.influx import InfluxError
@@ -71,8 +72,10 @@ def _error(index: int, field: str, message: str, value: str) -> dict[str, Any]:
 
 
 @router.get("/external-metrics", summary="Stored external values with their provenance (HR)")
-def list_external(
+async def list_external(
     _: Annotated[Principal, Depends(audited("hr:read"))],
+    settings: SettingsDep,
+    reader: InfluxDep,
     store: ExternalDep,
     metric: NameList,
     start: date,
@@ -84,9 +87,20 @@ def list_external(
         raise RequestValidationError(
             [{"type": "missing", "loc": ("query", "metric"), "msg": "name a metric", "input": None}]
         )
-    values = store.values(set(metric), start, end, set(worker) if worker else None)
+    # Shown ids in, shown ids out: with pseudonymisation on, ``worker=`` takes pseudonyms
+    # (real ids match nobody) and every value carries its worker's pseudonym, as in /kpis.
+    try:
+        workers = await resolve_workers(reader, settings, worker, None)
+    except InfluxError as err:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(err)) from err
+    if workers is not None and not workers:
+        return []
+    values = await anyio.to_thread.run_sync(
+        store.values, set(metric), start, end, set(workers) if workers is not None else None
+    )
+    pseudo = pseudonymiser(settings)
     return [
-        {**vars(v), "period_start": v.period_start.isoformat(),
+        {**vars(v), "worker": pseudo(v.worker), "period_start": v.period_start.isoformat(),
          "period_end": v.period_end.isoformat(), "received_at": v.received_at.isoformat()}
         for v in values[:limit]
     ]  # fmt: skip
