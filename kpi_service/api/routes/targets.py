@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from kpi_service.api.deps import InfluxDep, KpiReader, Principal, SettingsDep, audited
 from kpi_service.api.models import NameList, NameParam
+from kpi_service.api.queries import scoped_lines
 from kpi_service.influx import InfluxError
 from kpi_service.scores.progress import contains, progress
 from kpi_service.scores.targets import Target, TargetIn, TargetStore, UnknownTarget
@@ -95,13 +96,7 @@ def list_targets(
     end: date | None = None,
     history: bool = False,
 ) -> list[TargetOut]:
-    lines = frozenset(line) if line else None
-    if not principal.has("hr:read") and principal.lines is not None:
-        if lines is not None and not lines <= principal.lines:
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN, "a supervisor may only read the lines it supervises"
-            )
-        lines = lines or principal.lines
+    lines = scoped_lines(principal, line)
     found = store.query(lines=lines, kind=kind, subject=subject, first=start, last=end,
                         history=history)  # fmt: skip
     return [_out(t) for t in found]
@@ -141,18 +136,13 @@ async def line_progress(
     worker: Annotated[str | None, Query(max_length=64)] = None,
     at: Annotated[datetime | None, Query(description="As of (default: now).")] = None,
 ) -> list[ProgressOut]:
-    if not principal.has("hr:read") and not principal.may_see_line(line):
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN, "a supervisor may only read the lines it supervises"
-        )
+    lines = scoped_lines(principal, [line])
     now = at or datetime.now(UTC)
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     today = now.astimezone(ZoneInfo(settings.timezone)).date()
     found = await anyio.to_thread.run_sync(
-        lambda: store.query(
-            lines=frozenset({line}), kind="worker" if worker else None, subject=worker
-        )
+        lambda: store.query(lines=lines, kind="worker" if worker else None, subject=worker)
     )
     out = []
     try:
