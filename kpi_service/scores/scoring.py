@@ -92,6 +92,7 @@ def score(
     if units < need.units:
         reasons.append(f"units {units} < minimum {need.units}")
     results: list[MetricResult] = []
+    contributions: list[float] = []  # unrounded, for the total
     for metric in spec.metrics:
         value = values.get(metric.name)
         origin = (provenance or {}).get(metric.name, [])
@@ -104,6 +105,7 @@ def score(
             continue
         points = metric_points(value, metric)
         contribution = points * metric.weight / 100.0
+        contributions.append(contribution)
         formula = _explain(metric, value, points)
         formula += f"; * weight {metric.weight:g} / 100 = {contribution:.6g}"
         results.append(
@@ -113,10 +115,6 @@ def score(
         )  # fmt: skip
     if reasons:
         return ScoreResult("insufficient_data", None, None, results, reasons)
-    total = sum(
-        metric_points(v, m) * m.weight / 100.0
-        for m in spec.metrics
-        if (v := values.get(m.name)) is not None
-    )
+    total = sum(contributions)
     shown = round(total, DIGITS)
     return ScoreResult("scored", shown, band_of(shown, spec.bands), results, [])
