@@ -102,9 +102,15 @@ class ExternalStore:
         return outcome
 
     def values(
-        self, metrics: set[str], first: date, last: date, workers: set[str] | None = None
+        self,
+        metrics: set[str],
+        first: date,
+        last: date,
+        workers: set[str] | None = None,
+        limit: int | None = None,
     ) -> list[StoredValue]:
-        """Values of ``metrics`` whose period lies within local days ``first``..``last``."""
+        """Values of ``metrics`` whose period lies within local days ``first``..``last``;
+        the first ``limit`` of them (in the order stored) when given."""
         if not metrics:
             return []
         stmt = select(t).where(
@@ -114,7 +120,7 @@ class ExternalStore:
         if workers is not None:
             stmt = stmt.where(t.c.worker.in_(sorted(workers)))
         with self.db.engine.connect() as conn:
-            rows = conn.execute(stmt.order_by(t.c.id)).all()
+            rows = conn.execute(stmt.order_by(t.c.id).limit(limit)).all()
         return [
             StoredValue(
                 r.worker,

@@ -376,6 +376,15 @@ def test_external_metrics_show_and_take_pseudonyms(
         assert api.get("/api/v1/external-metrics", **params, worker=["W03"]) == []
 
 
+def test_external_metrics_limit_keeps_the_first_stored(api: Api) -> None:
+    params: dict[str, Any] = {
+        "metric": ["customer_satisfaction"], "start": "2026-03-01", "end": "2026-03-31"
+    }  # fmt: skip
+    every = api.get("/api/v1/external-metrics", **params)
+    first = api.get("/api/v1/external-metrics", **params, limit=3)
+    assert len(every) == 10 and first == every[:3]
+
+
 def test_supervisors_read_only_schemes_of_their_lines(api: Api) -> None:
     l1 = {**SCHEME_V1, "scheme": "l1-only", "applies_to": {"lines": ["L1"]}}
     r = api.client.post("/api/v1/schemes", json=l1, headers=auth(api.keys.admin))

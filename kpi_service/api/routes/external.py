@@ -96,11 +96,11 @@ async def list_external(
     if workers is not None and not workers:
         return []
     values = await anyio.to_thread.run_sync(
-        store.values, set(metric), start, end, set(workers) if workers is not None else None
+        store.values, set(metric), start, end, set(workers) if workers is not None else None, limit
     )
     pseudo = pseudonymiser(settings)
     return [
         {**vars(v), "worker": pseudo(v.worker), "period_start": v.period_start.isoformat(),
          "period_end": v.period_end.isoformat(), "received_at": v.received_at.isoformat()}
-        for v in values[:limit]
+        for v in values
     ]  # fmt: skip
