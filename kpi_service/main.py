@@ -16,7 +16,7 @@ from starlette.types import Scope
 from kpi_service.api.auditing import AuditMiddleware
 from kpi_service.api.guard import RequestGuard
 from kpi_service.api.main import api_router
-from kpi_service.core.apikeys import KeyStore
+from kpi_service.core.apikeys import KeyStore, Principal, Refused
 from kpi_service.core.audit import AuditLog
 from kpi_service.core.config import Settings, load_settings
 from kpi_service.influx import InfluxReader
@@ -93,7 +93,7 @@ def create_app(
 
     app.include_router(api_router)
     app.add_middleware(
-        RequestGuard, max_body_bytes=settings.max_body_bytes, is_valid_key=_known_key
+        RequestGuard, max_body_bytes=settings.max_body_bytes, authenticate=_authenticate
     )
     # Added last, so outermost: a request the guard refuses (no key, oversized body)
     # is audited too.
@@ -101,7 +101,7 @@ def create_app(
     return app
 
 
-def _known_key(scope: Scope, key: str) -> bool:
-    """Whether ``key`` is a valid API key of the app serving ``scope`` (scopes come later)."""
+def _authenticate(scope: Scope, key: str) -> Principal | Refused | None:
+    """``key`` looked up in the keys of the app serving ``scope`` (scopes come later)."""
     store: KeyStore = scope["app"].state.keys
-    return store.lookup(key) is not None
+    return store.authenticate(key)

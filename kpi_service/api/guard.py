@@ -7,6 +7,11 @@ sits in front of routing: on ``/api/`` a request that carries a body must presen
 a valid key first (the body is never read otherwise), a declared
 ``Content-Length`` over the limit is refused at once, and a body streamed without
 one is cut off at the limit. Scopes and lines are still checked by the routes.
+
+The key lookup (a database transaction: it records when the key was last used) runs in
+a worker thread, off the event loop, and its result is kept in ``scope["state"]`` under
+``AUTHENTICATED`` as ``(key, result)`` so the route's ``get_principal`` does not look the
+same key up a second time.
 """
 
 from __future__ import annotations
@@ -14,9 +19,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+import anyio.to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kpi_service.core.apikeys import Principal, Refused
+
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+AUTHENTICATED = "authenticated"
+"""``scope["state"]`` entry: ``(key, Principal | Refused | None)`` as the guard found it."""
 
 
 class RequestGuard:
@@ -25,12 +35,12 @@ class RequestGuard:
         app: ASGIApp,
         *,
         max_body_bytes: int,
-        is_valid_key: Callable[[Scope, str], bool],
+        authenticate: Callable[[Scope, str], Principal | Refused | None],
         protected_prefix: str = "/api/",
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
-        self.is_valid_key = is_valid_key
+        self.authenticate = authenticate
         self.protected_prefix = protected_prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -42,7 +52,11 @@ class RequestGuard:
         has_body = scope["method"] in BODY_METHODS or bool(declared and declared != "0")
         if has_body and scope["path"].startswith(self.protected_prefix):
             key = _credentials(headers)
-            if not key or not self.is_valid_key(scope, key):
+            found = None
+            if key:
+                found = await anyio.to_thread.run_sync(self.authenticate, scope, key)
+                scope.setdefault("state", {})[AUTHENTICATED] = (key, found)
+            if not isinstance(found, Principal):
                 await _answer(send, 401, "missing or invalid credentials", bearer=True)
                 return
         if declared is not None:

@@ -3,10 +3,13 @@ audited with its parameters and status."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
+from kpi_service.core.apikeys import KeyStore, Principal, Refused
 from kpi_service.core.audit import AuditLog
 from kpi_service.main import create_app
 from kpi_service.store.db import Database
@@ -114,3 +117,29 @@ def test_keys_and_audit_work_the_same_on_postgresql(store_url: str, tmp_path: Pa
         ("sup-l1", 200, {}),
         ("invalid-key", 401, {"worker": ["W1", "W2"]}),
     ]
+
+
+def test_a_key_sent_with_a_body_is_looked_up_once_off_the_event_loop(
+    client: TestClient, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The guard looks the key up before the body is read (in a worker thread: the lookup
+    # is a database write); the route's dependency reuses that answer.
+    calls: list[bool] = []
+    original = KeyStore.authenticate
+
+    def counting(self: KeyStore, key: str) -> Principal | Refused | None:
+        try:
+            asyncio.get_running_loop()
+            calls.append(True)  # on the event loop
+        except RuntimeError:
+            calls.append(False)
+        return original(self, key)
+
+    monkeypatch.setattr(KeyStore, "authenticate", counting)
+    r = client.post(
+        "/api/v1/targets/1/acknowledgement", json={"worker": "W1"}, headers=auth(keys.admin)
+    )
+    assert r.status_code == 404, r.text
+    assert calls == [False]
+    assert client.get("/api/v1/kpis", params=PARAMS, headers=auth(keys.hr)).status_code != 401
+    assert calls == [False, False]
