@@ -91,6 +91,17 @@ async def test_hr_api_figures_equal_the_simulators_ledger(
                 break
             await asyncio.sleep(0.5)
         assert got_units == want_units, "units in InfluxDB differ from the ledger"
+        # The HR API reads whole hours from the hourly rollups: wait until the collector
+        # says none is pending (its /healthz), as a user would watch its metric.
+        health = f"http://127.0.0.1:{stack.ports.collector_http}/healthz"
+        pending: object = None
+        async with httpx.AsyncClient(timeout=5) as probe:
+            while time.monotonic() < deadline + 60:
+                pending = (await probe.get(health)).json().get("rollup_pending_hours")
+                if pending == 0:
+                    break
+                await asyncio.sleep(0.5)
+        assert pending == 0, f"rollups still pending: {pending}"
 
     env = stack.kpi_env(scenario=scenario)
     key = await asyncio.to_thread(stack.create_api_key, env, "hr-e2e", "hr:read")
