@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import ValidationError
 
+from takt_common.errors import TaktError
+
 Reason = Literal[
     "malformed_json",
     "schema_version",
@@ -18,7 +20,7 @@ Reason = Literal[
 ]
 
 
-class ContractError(ValueError):
+class ContractError(TaktError, ValueError):
     """A payload that does not satisfy the wire contract.
 
     ``reason`` is a short, stable code (used as a metric label and dead-letter

@@ -1,0 +1,1 @@
+"""Storage: the InfluxDB schema as code and the one InfluxDB client of the house."""
