@@ -10,6 +10,8 @@ RUN useradd --create-home --uid 10001 takt
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY takt_wire takt_wire
+COPY takt_common takt_common
+COPY takt_store takt_store
 COPY takt_cli takt_cli
 COPY edge_agent edge_agent
 COPY collector collector
