@@ -40,14 +40,12 @@ async def alerts_lifespan(app: FastAPI) -> AsyncIterator[None]:
     if kpi.influx_username and kpi.influx_password:
         auth = (kpi.influx_username, kpi.influx_password.get_secret_value())
     influx = (settings.influx_url or kpi.influx_url, settings.influx_db or kpi.influx_db, auth)
-    service = AlertService(settings, influx=influx)
-    await service.start()
-    app.state.alerts = service
-    try:
-        yield
-    finally:
-        app.state.alerts = None
-        await service.stop()
+    async with AlertService(settings, influx=influx, standards=kpi.standards) as service:
+        app.state.alerts = service
+        try:
+            yield
+        finally:
+            app.state.alerts = None
 
 
 def get_service(request: Request) -> AlertService:

@@ -24,7 +24,8 @@ from kpi_service.api.deps import InfluxDep, KpiReader, SettingsDep
 from kpi_service.api.models import KpiPage, KpiRow, NameList
 from kpi_service.api.queries import KpiQuery, run_kpis
 from kpi_service.kpi.calendar import Group
-from kpi_service.kpi.compute import FORMULAS, Entity
+from kpi_service.kpi.compute import Entity
+from kpi_service.kpi.metrics import FORMULAS
 
 router = APIRouter(tags=["kpis"])
 
