@@ -16,6 +16,7 @@ import pandas as pd
 from kpi_service.core.config import Standard
 from kpi_service.kpi.calendar import UNSCHEDULED, Bucket
 from kpi_service.kpi.metrics import Sums, values
+from takt_wire import UNATTRIBUTED
 
 Entity = Literal["worker", "station", "line", "site"]
 ENTITY_KEYS: dict[Entity, list[str]] = {
@@ -24,7 +25,6 @@ ENTITY_KEYS: dict[Entity, list[str]] = {
     "line": ["site", "line"],
     "site": ["site"],
 }
-UNATTRIBUTED = "unattributed"
 
 UNIT_COLUMNS = ["time", "site", "line", "station", "worker", "outcome", "defect_code", "count"]
 WORK_COLUMNS = ["time", "site", "line", "station", "worker", "work_s", "effective_s", "down_s"]
