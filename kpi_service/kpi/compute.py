@@ -117,10 +117,16 @@ def compute_kpis(
             ]
         )
         work = work.assign(
-            std_effective_s=np.where(has_std, work["effective_s"], 0.0),
-            std_work_s=np.where(has_std, work["work_s"], 0.0),
+            standard_effective_s=np.where(has_std, work["effective_s"], 0.0),
+            standard_work_s=np.where(has_std, work["work_s"], 0.0),
         )
-        cols = ["work_s", "effective_s", "down_s", "std_effective_s", "std_work_s"]
+        cols = [
+            "work_s",
+            "effective_s",
+            "down_s",
+            "standard_effective_s",
+            "standard_work_s",
+        ]
         parts.append(work.groupby(keys)[cols].sum())
     if not down.empty:
         reasons = down.groupby([*keys, "reason"])["seconds"].sum()
@@ -153,15 +159,11 @@ def _num(v: Any) -> float:
 def first_pass_yield(serials: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Per group: distinct serials, and those whose first event was good (rework is no pass)."""
     first = serials.sort_values("time", kind="stable").drop_duplicates("serial", keep="first")
-    first = first.assign(passed=(first["outcome"] == "good").astype(np.int64), serials=1)
-    return first.groupby(keys)[["serials", "passed"]].sum()
+    first = first.assign(serials_passed=(first["outcome"] == "good").astype(np.int64), serials=1)
+    return first.groupby(keys)[["serials", "serials_passed"]].sum()
 
 
 def _row(r: dict[str, Any], keys: list[str], bucket_list: list[Bucket]) -> dict[str, Any]:
-    def val(name: str) -> float:
-        v = r.get(name, 0.0)
-        return 0.0 if v is None or (isinstance(v, float) and np.isnan(v)) else float(v)
-
     def mapping(name: str) -> dict[str, float]:
         v = r.get(name)
         return v if isinstance(v, dict) else {}
@@ -171,18 +173,7 @@ def _row(r: dict[str, Any], keys: list[str], bucket_list: list[Bucket]) -> dict[
         bucket = bucket_list[b]
     else:
         bucket = Bucket(UNSCHEDULED, bucket_list[0].start, bucket_list[-1].end)
-    sums = Sums(
-        units_good=int(val("units_good")),
-        units_defect=int(val("units_defect")),
-        work_s=val("work_s"),
-        effective_s=val("effective_s"),
-        down_s=val("down_s"),
-        standard_s=val("standard_s"),
-        standard_effective_s=val("std_effective_s"),
-        standard_work_s=val("std_work_s"),
-        serials=int(val("serials")),
-        passed=int(val("passed")),
-    )
+    sums = Sums.of_row(r)  # the merged sums; NaN where a part had no rows
     out: dict[str, Any] = {k: r[k] for k in keys if k != "b"}
     out.update(
         bucket=bucket.label,

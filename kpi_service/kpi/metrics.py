@@ -43,11 +43,14 @@ class Sums:
 
     @classmethod
     def of_row(cls, row: Mapping[str, Any]) -> Sums:
-        """The sums a KPI row (``kpi.compute``) carries; absent or None counts as zero."""
+        """The sums a KPI row (``kpi.compute``) carries; absent, None or NaN counts as zero."""
 
         def get(name: str) -> float:
             value = row.get(name)
-            return 0.0 if value is None else float(value)
+            if value is None:
+                return 0.0
+            number = float(value)
+            return 0.0 if number != number else number
 
         return cls(
             units_good=get("units_good"),
