@@ -44,26 +44,26 @@ class Sums:
     @classmethod
     def of_row(cls, row: Mapping[str, Any]) -> Sums:
         """The sums a KPI row (``kpi.compute``) carries; absent, None or NaN counts as zero."""
-
-        def get(name: str) -> float:
-            value = row.get(name)
-            if value is None:
-                return 0.0
-            number = float(value)
-            return 0.0 if number != number else number
-
+        get = row.get
         return cls(
-            units_good=get("units_good"),
-            units_defect=get("units_defect"),
-            work_s=get("work_s"),
-            effective_s=get("effective_s"),
-            down_s=get("down_s"),
-            standard_s=get("standard_s"),
-            standard_effective_s=get("standard_effective_s"),
-            standard_work_s=get("standard_work_s"),
-            serials=get("serials"),
-            passed=get("serials_passed"),
+            _number(get("units_good")),
+            _number(get("units_defect")),
+            _number(get("work_s")),
+            _number(get("effective_s")),
+            _number(get("down_s")),
+            _number(get("standard_s")),
+            _number(get("standard_effective_s")),
+            _number(get("standard_work_s")),
+            _number(get("serials")),
+            _number(get("serials_passed")),
         )
+
+
+def _number(value: Any) -> float:
+    if value is None:
+        return 0.0
+    number = float(value)
+    return 0.0 if number != number else number  # NaN: a part of the merge had no rows
 
 
 def ratio(a: float, b: float, scale: float = 1.0) -> float | None:
