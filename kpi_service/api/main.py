@@ -15,6 +15,7 @@ from kpi_service.api.routes import (
     me,
     schemes,
     scores,
+    selfservice,
     targets,
     workers,
 )
@@ -28,6 +29,7 @@ api_router = APIRouter(
     },
 )
 api_router.include_router(me.router)
+api_router.include_router(selfservice.router)
 api_router.include_router(kpis.router)
 api_router.include_router(workers.router)
 api_router.include_router(distribution.router)

@@ -31,6 +31,7 @@ apikeys = Table(
     Column("hash", String(64), nullable=False, unique=True),
     Column("scopes", Text, nullable=False, comment="JSON list"),
     Column("lines", Text, nullable=True, comment="JSON list; NULL = all lines"),
+    Column("worker", String(64), nullable=True, comment="A self key's worker"),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=True),
     Column("last_used_at", DateTime(timezone=True), nullable=True),
