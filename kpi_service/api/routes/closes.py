@@ -10,6 +10,7 @@ from __future__ import annotations
 import calendar
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
@@ -221,7 +222,7 @@ async def export_close(
     run = ScoreRun(scheme, scores, {v.version: v for v in in_force}, [])
     name = f"takt-close-{scheme}-{closure.period}-{closure.content_hash[:12]}.{format}"
     return Response(
-        render(run, format),
+        render(run, format, ZoneInfo(settings.timezone)),
         media_type=MEDIA[format],
         headers={
             "Content-Disposition": f'attachment; filename="{name}"',

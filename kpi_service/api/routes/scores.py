@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
@@ -19,6 +20,7 @@ from kpi_service.api.deps import InfluxDep, KpiReader, SettingsDep
 from kpi_service.api.models import NameList
 from kpi_service.api.routes.workers import WorkerPath
 from kpi_service.api.score_models import (
+    DECISION_AID,
     BandShare,
     MetricScoreOut,
     PeriodDistribution,
@@ -28,6 +30,7 @@ from kpi_service.api.score_models import (
     ScorePage,
 )
 from kpi_service.api.stores import ClosesDep, ExternalDep, RegistryDep
+from kpi_service.api.xlsx import Chart, Column, Kind, write_book
 from kpi_service.core.apikeys import Principal
 from kpi_service.core.config import Settings
 from kpi_service.influx import InfluxReader
@@ -169,7 +172,46 @@ MEDIA = {
 }
 
 
-def render(run: ScoreRun, format: Literal["csv", "xlsx"]) -> bytes:
+def _definitions(run: ScoreRun) -> dict[str, str]:
+    """Per exported column, what it means, from the scheme versions that scored the rows."""
+    out = {
+        "worker": "Worker id (pseudonym when the service pseudonymises).",
+        "period": "Calendar period.", "start": "Period start, site time.",
+        "end": "Period end (exclusive), site time.", "scheme": "Scheme name.",
+        "version": "Scheme version in force on the period's first day.",
+        "status": "scored, or insufficient_data (below the scheme's minimum evidence).",
+        "score": "Composite: sum of the metric contributions (0-100).",
+        "band": "Score band.", "effective_hours": "Effective hours in the period.",
+        "units": "Units in the period.", "reasons": "Why the data is insufficient.",
+        "closed": "Content hash of the period close (empty while open).",
+    }  # fmt: skip
+    for v in run.versions.values():
+        bands = ", ".join(f"{b.name} >= {b.min_score:g}" for b in v.spec.bands)
+        out["band"] = f"Score band (version {v.version}: {bands})."
+        for m in v.spec.metrics:
+            what = m.measure or m.external or m.name
+            rule = "steps" if m.rule == "steps" else (
+                f"100 * clip((value - {m.floor:g}) / ({m.target:g} - {m.floor:g}), 0, 1)"
+            )  # fmt: skip
+            out[f"{m.name}_value"] = f"{m.source} metric {what} (version {v.version})."
+            out[f"{m.name}_points"] = f"Points 0-100: {rule}."
+            out[f"{m.name}_contribution"] = f"points * weight {m.weight:g} / 100."
+    return out
+
+
+def _kind(column: str) -> Kind:
+    if column in ("start", "end"):
+        return "datetime"
+    if column in ("version", "units"):
+        return "int"
+    if column == "effective_hours":
+        return "hours"
+    if column == "score" or column.endswith(("_points", "_contribution")):
+        return "score"
+    return "number" if column.endswith("_value") else "text"
+
+
+def render(run: ScoreRun, format: Literal["csv", "xlsx"], tz: ZoneInfo) -> bytes:
     """One row per worker and period, as CSV or XLSX (also a closed period's payroll file)."""
     columns = _columns(run)
     rows = [_flat(s) for s in run.scores]
@@ -179,16 +221,23 @@ def render(run: ScoreRun, format: Literal["csv", "xlsx"]) -> bytes:
         writer.writeheader()
         writer.writerows(rows)
         return text.getvalue().encode()
-    from openpyxl import Workbook
-
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet("Scores")
-    sheet.append(columns)
-    for row in rows:
-        sheet.append([row.get(c) for c in columns])
+    defs = _definitions(run)
+    cols = [
+        Column(c, _kind(c), defs.get(c, ""), lambda r, c=c: _typed(r.get(c), _kind(c)))
+        for c in columns
+    ]
     buffer = io.BytesIO()
-    book.save(buffer)
+    write_book(
+        buffer, "Scores", cols, rows, tz,
+        notes=[("Note", DECISION_AID)], chart=Chart("Score by worker", "score", "worker"),
+    )  # fmt: skip
     return buffer.getvalue()
+
+
+def _typed(value: Any, kind: Kind) -> Any:
+    if kind == "datetime" and isinstance(value, str):
+        return datetime.fromisoformat(value)
+    return None if value == "" and kind != "text" else value
 
 
 @router.get(
@@ -213,7 +262,7 @@ async def export_scores(
     run = await _run(
         reader, settings, registry, externals, principal, scheme, start, end, worker, closes
     )
-    body = render(run, format)
+    body = render(run, format, ZoneInfo(settings.timezone))
     name = f"takt-scores-{scheme}-{start.isoformat()}-{end.isoformat()}.{format}"
     return Response(
         body,
