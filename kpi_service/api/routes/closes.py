@@ -21,7 +21,7 @@ from kpi_service.api.deps import InfluxDep, KpiReader, Principal, SettingsDep, a
 from kpi_service.api.queries import pseudonymiser
 from kpi_service.api.routes.schemes import SchemePath
 from kpi_service.api.routes.scores import MEDIA, render
-from kpi_service.api.stores import ClosesDep, ExternalDep, RegistryDep
+from kpi_service.api.stores import ClosesDep, ExternalDep, RegistryDep, RolesDep
 from kpi_service.scores.closing import CloseConflict, Closure, deltas
 from kpi_service.scores.model import SchemeVersion
 from kpi_service.scores.service import ScoreRun, check_scope, compute_scores
@@ -104,6 +104,7 @@ async def close_period(
     registry: RegistryDep,
     externals: ExternalDep,
     closes: ClosesDep,
+    roles: RolesDep,
 ) -> CloseOut:
     versions = await _versions(registry, scheme, principal)
     first, last = period_days(versions[-1].spec.period, body.period_start)
@@ -112,8 +113,9 @@ async def close_period(
         raise HTTPException(422, f"no version of {scheme!r} is in force on {first}")
     # Live (no closes passed): the snapshot is what the data says now.
     run = await compute_scores(
-        reader, settings, registry, externals, principal, scheme, first, last, raw_ids=True
-    )
+        reader, settings, registry, externals, principal, scheme, first, last, raw_ids=True,
+        roles=roles,
+    )  # fmt: skip
     bucket = run.periods[0][0]
     if bucket.end > utcnow():
         raise HTTPException(409, f"the period {bucket.label} has not ended yet ({bucket.end})")
@@ -161,11 +163,12 @@ async def read_close(
     registry: RegistryDep,
     externals: ExternalDep,
     closes: ClosesDep,
+    roles: RolesDep,
 ) -> CloseDetail:
     closure, _ = await _closed(scheme, period_start, principal, registry, closes)
     live = await compute_scores(
         reader, settings, registry, externals, principal, scheme, closure.first_day,
-        closure.last_day,
+        closure.last_day, roles=roles,
     )  # fmt: skip
     frozen = closure.scores()
     pseudo = pseudonymiser(settings)

@@ -29,7 +29,7 @@ from kpi_service.api.score_models import (
     ScoreOut,
     ScorePage,
 )
-from kpi_service.api.stores import ClosesDep, ExternalDep, RegistryDep
+from kpi_service.api.stores import ClosesDep, ExternalDep, RegistryDep, RolesDep
 from kpi_service.api.xlsx import Chart, Column, Kind, write_book
 from kpi_service.core.apikeys import Principal
 from kpi_service.core.config import Settings
@@ -37,6 +37,7 @@ from kpi_service.influx import InfluxReader
 from kpi_service.scores.closing import PeriodBook
 from kpi_service.scores.external import ExternalStore
 from kpi_service.scores.registry import SchemeRegistry
+from kpi_service.scores.roles import RoleBook
 from kpi_service.scores.service import ScoreRun, WorkerScore, compute_scores
 
 router = APIRouter(tags=["scores"], responses={404: {"description": "No such scheme."}})
@@ -73,12 +74,13 @@ def score_out(s: WorkerScore) -> ScoreOut:
 async def _run(
     reader: InfluxReader, settings: Settings, registry: SchemeRegistry,
     externals: ExternalStore, principal: Principal, scheme: str, start: date, end: date,
-    worker: list[str] | None, closes: PeriodBook,
+    worker: list[str] | None, closes: PeriodBook, roles: RoleBook,
 ) -> ScoreRun:  # fmt: skip
     """Closed periods come from their snapshots (see ``scores.closing``)."""
     return await compute_scores(
-        reader, settings, registry, externals, principal, scheme, start, end, worker, closes
-    )
+        reader, settings, registry, externals, principal, scheme, start, end, worker, closes,
+        roles=roles,
+    )  # fmt: skip
 
 
 @router.get(
@@ -91,6 +93,7 @@ async def list_scores(
     registry: RegistryDep,
     externals: ExternalDep,
     closes: ClosesDep,
+    roles: RolesDep,
     scheme: SchemeQ,
     start: date,
     end: date,
@@ -101,7 +104,7 @@ async def list_scores(
 ) -> ScorePage:
     limit = min(limit, settings.max_page_size)
     run = await _run(
-        reader, settings, registry, externals, principal, scheme, start, end, worker, closes
+        reader, settings, registry, externals, principal, scheme, start, end, worker, closes, roles
     )
     scores = [s for s in run.scores if status is None or s.result.status == status]
     return ScorePage(
@@ -125,12 +128,23 @@ async def worker_scores(
     registry: RegistryDep,
     externals: ExternalDep,
     closes: ClosesDep,
+    roles: RolesDep,
     scheme: SchemeQ,
     start: date,
     end: date,
 ) -> ScoreEvidence:
     run = await _run(
-        reader, settings, registry, externals, principal, scheme, start, end, [worker_id], closes
+        reader,
+        settings,
+        registry,
+        externals,
+        principal,
+        scheme,
+        start,
+        end,
+        [worker_id],
+        closes,
+        roles,
     )
     return ScoreEvidence(
         worker=worker_id,
@@ -253,6 +267,7 @@ async def export_scores(
     registry: RegistryDep,
     externals: ExternalDep,
     closes: ClosesDep,
+    roles: RolesDep,
     scheme: SchemeQ,
     start: date,
     end: date,
@@ -260,7 +275,7 @@ async def export_scores(
     worker: NameList = None,
 ) -> Response:
     run = await _run(
-        reader, settings, registry, externals, principal, scheme, start, end, worker, closes
+        reader, settings, registry, externals, principal, scheme, start, end, worker, closes, roles
     )
     body = render(run, format, ZoneInfo(settings.timezone))
     name = f"takt-scores-{scheme}-{start.isoformat()}-{end.isoformat()}.{format}"
@@ -290,12 +305,13 @@ async def score_distribution(
     registry: RegistryDep,
     externals: ExternalDep,
     closes: ClosesDep,
+    roles: RolesDep,
     scheme: SchemeQ,
     start: date,
     end: date,
 ) -> ScoreDistribution:
     run = await _run(
-        reader, settings, registry, externals, principal, scheme, start, end, None, closes
+        reader, settings, registry, externals, principal, scheme, start, end, None, closes, roles
     )
     periods: list[PeriodDistribution] = []
     for bucket, version in run.periods:
