@@ -7,10 +7,12 @@ deployment; secrets (MQTT and SMTP passwords, webhook keys) only come from the e
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from takt_common.settings import TaktSettings
 from takt_wire.admission import DEFAULT_MAX_FUTURE_S, DEFAULT_MAX_PAST_S, Policy
 
 
@@ -24,12 +26,17 @@ class SmtpSettings(BaseModel):
     timeout_s: float = Field(default=10.0, gt=0)
 
 
-class AlertSettings(BaseSettings):
-    """Where events come from, where rules and state live, how deliveries retry."""
+class AlertSettings(TaktSettings):
+    """Where events come from, where rules and state live, how deliveries retry.
+
+    An optional YAML file named by ``TAKT_ALERTS_CONFIG_FILE`` sits below the
+    environment (the shared loader, takt_common.settings).
+    """
 
     model_config = SettingsConfigDict(
         env_prefix="TAKT_ALERTS_", env_nested_delimiter="__", extra="forbid"
     )
+    config_file_env: ClassVar[str | None] = "TAKT_ALERTS_CONFIG_FILE"
 
     enabled: bool = False
     rules_file: Path = Path("config/alert-rules.yaml")
