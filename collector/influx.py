@@ -26,11 +26,12 @@ from tenacity import (
 
 from collector.config import InfluxSettings
 from collector.metrics import Metrics
+from takt_common.errors import TaktError
 
 log = logging.getLogger(__name__)
 
 
-class WriterStopped(RuntimeError):
+class WriterStopped(TaktError, RuntimeError):
     """Shutdown came while a write was still being retried; nothing was acknowledged."""
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from pydantic_core import TzInfo
 
+from takt_common.errors import TaktError
 from takt_wire import Event, GapEvent, SessionEvent, StateEvent, UnitEvent, WorkEvent
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -27,7 +28,7 @@ _FIELD_STR_TABLE = str.maketrans({"\\": "\\\\", '"': '\\"'})
 _CACHE_LIMIT = 100_000
 
 
-class UnrepresentableError(ValueError):
+class UnrepresentableError(TaktError, ValueError):
     """A value InfluxDB 1.x line protocol cannot carry faithfully."""
 
 

@@ -8,11 +8,12 @@ from typing import Any
 import httpx
 
 from kpi_service.core.config import Settings
+from takt_common.errors import TaktError
 
 _IDENT = re.compile(r"^[A-Za-z0-9_.:\-]+$")
 
 
-class InfluxError(RuntimeError):
+class InfluxError(TaktError, RuntimeError):
     """InfluxDB refused or failed a query (the message carries its answer)."""
 
 

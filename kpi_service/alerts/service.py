@@ -30,6 +30,7 @@ from kpi_service.alerts.mqttio import Message, MqttLink
 from kpi_service.alerts.rebuild import fetch, replay
 from kpi_service.alerts.rules import RuleSet, dump_rules, load_rules
 from kpi_service.alerts.store import AlertStore
+from takt_common.errors import TaktError
 from takt_wire import ContractError
 from takt_wire.admission import admit
 from takt_wire.topics import events_filter, shared
@@ -45,7 +46,7 @@ REFUSED_EVENTS = Counter(
 TRANSITIONS = Counter("takt_alert_transitions_total", "Alert transitions", ["kind"])
 
 
-class AlertError(Exception):
+class AlertError(TaktError):
     """Root of the alert service's own errors."""
 
 
