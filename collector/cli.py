@@ -24,7 +24,7 @@ def _settings(config: Path | None) -> CollectorSettings:
     try:
         return load_settings(config)
     except ConfigError as err:
-        typer.echo(f"takt collector: {err}", err=True)
+        typer.echo(err.report(), err=True)
         raise typer.Exit(2) from None
 
 

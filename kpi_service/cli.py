@@ -36,7 +36,7 @@ def _settings() -> Settings:
     try:
         return load_settings()
     except ConfigError as err:
-        typer.echo(str(err), err=True)
+        typer.echo(err.report(), err=True)
         raise typer.Exit(2) from err
 
 

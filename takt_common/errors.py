@@ -41,14 +41,19 @@ class ConfigError(TaktError, ValueError):
     """A configuration that cannot be used: every problem found, each with file, line, field.
 
     Services report all problems of a file at once (an operator fixes them in one
-    round, not one per restart); ``file``, ``line`` and ``field`` are the first
-    problem's, for callers that want one.
+    round, not one per restart), in file and line order; ``file``, ``line`` and
+    ``field`` are the first problem's, for callers that want one.
     """
 
     def __init__(self, problems: Iterable[Problem] | str, *, file: str | None = None) -> None:
         if isinstance(problems, str):
             problems = [Problem(problems, file=file)]
-        self.problems: tuple[Problem, ...] = tuple(problems) or (Problem("invalid", file=file),)
+        ordered = sorted(problems, key=lambda p: (p.file or "", p.line or 0))
+        self.problems: tuple[Problem, ...] = tuple(ordered) or (Problem("invalid", file=file),)
         first = self.problems[0]
         self.file, self.line, self.field = first.file, first.line, first.field
         super().__init__("\n".join(str(p) for p in self.problems))
+
+    def report(self) -> str:
+        """One ``config error: ...`` line per problem (what the command-line tools print)."""
+        return "\n".join(f"config error: {p}" for p in self.problems)

@@ -13,8 +13,10 @@ from pathlib import Path
 from takt_common.errors import ConfigError, TaktError
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("edge_agent", "collector", "kpi_service", "simulators", "takt_wire", "takt_cli")
-PACKAGES += ("takt_common", "takt_store", "bench")
+PACKAGES = (
+    *("edge_agent", "collector", "kpi_service", "simulators", "takt_wire", "takt_cli"),
+    *("takt_common", "takt_store", "bench"),
+)
 
 
 def error_classes() -> list[tuple[str, str]]:
@@ -39,9 +41,9 @@ def test_every_error_class_has_the_one_root() -> None:
     strays = []
     for module, name in classes:
         cls = getattr(importlib.import_module(module), name)
-        if isinstance(cls, type) and issubclass(cls, BaseException):
-            if not issubclass(cls, TaktError):
-                strays.append(f"{module}.{name}")
+        is_error = isinstance(cls, type) and issubclass(cls, BaseException)
+        if is_error and not issubclass(cls, TaktError):
+            strays.append(f"{module}.{name}")
     assert strays == []
 
 
