@@ -19,15 +19,15 @@ ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Gateway conf
 @app.command()
 def run(config: ConfigOption) -> None:
     """Run the agent until SIGTERM/SIGINT; then flush and wait for pending acks."""
-    from edge_agent import logs
     from edge_agent.runtime import Agent
+    from takt_common import logs
 
     try:
         gateway, profiles = load_config(config)
     except ConfigError as err:
         typer.echo(err.report(), err=True)
         raise typer.Exit(2) from None
-    logs.setup(gateway.log_level)
+    logs.configure(gateway.log_level, quiet=("asyncua", "asyncio"))
 
     async def main() -> None:
         stop = asyncio.Event()
