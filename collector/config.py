@@ -17,6 +17,7 @@ from pydantic_settings import SettingsConfigDict
 from takt_common.errors import ConfigError as ConfigError
 from takt_common.settings import TaktSettings
 from takt_common.settings import load_settings as load_file_settings
+from takt_store.settings import InfluxSettings as InfluxSettings
 from takt_wire.admission import DEFAULT_MAX_PAST_S
 
 MIN_SIGNING_KEY_CHARS = 16
@@ -50,26 +51,6 @@ class MqttSettings(_Section):
     confirm: bool = True
     """Confirm stored events to their agent (``takt/v1/<site>/acks/<agent>``); agents keep
     every event until confirmed. Off only for agents older than the end-to-end ack."""
-
-
-class InfluxSettings(_Section):
-    url: str = "http://127.0.0.1:8086"
-    database: str = Field(default="takt", pattern=r"^[A-Za-z0-9_\-]+$")
-    raw_rp: str = Field(default="raw", pattern=r"^[A-Za-z0-9_\-]+$")
-    raw_duration: str = Field(default="730d", pattern=r"^(0s|INF|\d+[hdw])$")
-    rollup_rp: str = Field(default="rollup", pattern=r"^[A-Za-z0-9_\-]+$")
-    rollup_duration: str = Field(default="0s", pattern=r"^(0s|INF|\d+[hdw])$")
-    create: bool = True
-    """Create the database and retention policies at start-up (needs admin rights)."""
-    username: str | None = None
-    password: SecretStr | None = None
-    batch_size: int = Field(default=5_000, ge=1, le=100_000)
-    flush_interval_s: float = Field(default=0.5, gt=0, le=60)
-    gzip: bool = True
-    timeout_s: float = Field(default=30.0, gt=0)
-    max_backoff_s: float = Field(default=30.0, gt=0)
-    pending_batches: int = Field(default=2, ge=1, le=16)
-    """Formatted batches queued for the writer before the consumer waits."""
 
 
 class ValidationSettings(_Section):

@@ -106,12 +106,13 @@ class Collector:
         )
         self.http_port = await status.start()
         try:
-            if self.settings.influx.create:
-                try:
-                    await self.writer.ensure_database()
-                except WriterStopped:
-                    log.info("stopped while waiting for InfluxDB at start-up")
-                    return
+            # Creates what is missing when ``influx.create``; always checks what the server
+            # supports (CapabilityError: the collector does not start).
+            try:
+                await self.writer.ensure_database()
+            except WriterStopped:
+                log.info("stopped while waiting for InfluxDB at start-up")
+                return
             self._consumer = Consumer(self.settings.mqtt, self.metrics, loop, deliveries)
             self._consumer.start()
             self.ready.set()

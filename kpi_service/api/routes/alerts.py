@@ -24,6 +24,7 @@ from kpi_service.alerts.rules import RulesError, RuleSet
 from kpi_service.alerts.service import AlertService, Conflict, NotFound
 from kpi_service.api.deps import Principal, audited, require_scopes
 from kpi_service.board.routes import router as board_router
+from kpi_service.influx import settings_from_flat
 
 
 @asynccontextmanager
@@ -36,10 +37,13 @@ async def alerts_lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         return
     kpi = app.state.settings
-    auth = None
-    if kpi.influx_username and kpi.influx_password:
-        auth = (kpi.influx_username, kpi.influx_password.get_secret_value())
-    influx = (settings.influx_url or kpi.influx_url, settings.influx_db or kpi.influx_db, auth)
+    influx = settings_from_flat(kpi).model_copy(
+        update={
+            "url": settings.influx_url or kpi.influx_url,
+            "database": settings.influx_db or kpi.influx_db,
+            "raw_rp": settings.influx_rp,
+        }
+    )
     service = AlertService(settings, influx=influx)
     await service.start()
     app.state.alerts = service
