@@ -19,7 +19,7 @@ from kpi_service.api.main import api_router
 from kpi_service.core.apikeys import KeyStore, Principal, Refused
 from kpi_service.core.audit import AuditLog
 from kpi_service.core.config import Settings, load_settings
-from kpi_service.influx import InfluxReader, settings_from_flat
+from kpi_service.influx import InfluxReader
 from kpi_service.scores.external import ExternalStore
 from kpi_service.scores.registry import SchemeRegistry
 from kpi_service.scores.targets import TargetStore
@@ -35,7 +35,7 @@ LIFESPAN_HOOKS: list[LifespanHook] = []
 @asynccontextmanager
 async def _influx_hook(app: FastAPI) -> AsyncIterator[None]:
     settings = app.state.settings
-    reader = InfluxReader(settings_from_flat(settings), use_rollups=settings.use_rollups)
+    reader = InfluxReader(settings.influx, use_rollups=settings.use_rollups)
     app.state.influx = reader
     try:
         yield
@@ -86,7 +86,7 @@ def create_app(
     app.state.externals = ExternalStore(app.state.store)
     app.state.targets = TargetStore(app.state.store)
     # Usable without the lifespan too (e.g. API fuzzers driving the ASGI app directly).
-    app.state.influx = InfluxReader(settings_from_flat(settings), use_rollups=settings.use_rollups)
+    app.state.influx = InfluxReader(settings.influx, use_rollups=settings.use_rollups)
 
     @app.get("/healthz", tags=["health"], summary="Liveness (no credentials needed)")
     async def healthz() -> dict[str, str]:

@@ -11,6 +11,7 @@ with a warning that names the new key.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import logging
 import os
@@ -20,7 +21,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsError
 
@@ -56,19 +57,22 @@ class _FileSource(PydanticBaseSettingsSource):
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False
 
+    def __init__(self, settings_cls: type[TaktSettings]) -> None:
+        super().__init__(settings_cls)
+        self.settings_cls: type[TaktSettings] = settings_cls
+
     def __call__(self) -> dict[str, Any]:
         data = _file_data.get()
         if data is None:
-            config_env = getattr(self.settings_cls, "config_file_env", None)
+            config_env = self.settings_cls.config_file_env
             path = os.environ.get(config_env) if config_env else None
             if not path:
-                return {}
-            assert issubclass(self.settings_cls, TaktSettings)
+                return _renamed_env(self.settings_cls, {})
             doc, problems = _prepare(self.settings_cls, read_yaml(Path(path)))
             if problems:
                 raise ConfigError(problems)
             data = doc.data
-        return dict(data)
+        return _renamed_env(self.settings_cls, copy.deepcopy(data))
 
 
 class TaktSettings(BaseSettings):
@@ -93,7 +97,23 @@ class TaktSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        assert issubclass(settings_cls, TaktSettings)
         return (init_settings, env_settings, _FileSource(settings_cls))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_keys(cls, data: Any) -> Any:
+        """Deprecated keys passed in code (``Settings(influx_url=...)``) move too, warning."""
+        if not isinstance(data, dict) or not cls.renamed:
+            return data
+        data = copy.deepcopy(data)
+        for old, new in cls.renamed.items():
+            found, value = _pop(data, tuple(old.split(".")))
+            if found:
+                _warn(f"setting {old!r} is deprecated; use {new!r}")
+                _pop(data, tuple(new.split(".")))
+                _put(data, tuple(new.split(".")), value)
+        return data
 
 
 def _env_prefix(cls: type[BaseModel]) -> str:
@@ -129,7 +149,7 @@ def _warn(message: str) -> None:
 
 
 def _apply_renames(cls: type[TaktSettings], doc: Document) -> None:
-    """Move deprecated keys (file and environment) to their new home, warning once each."""
+    """Move deprecated keys of the file to their new home (and their lines), warning."""
     for old, new in cls.renamed.items():
         old_loc, new_loc = tuple(old.split(".")), tuple(new.split("."))
         found, value = _pop(doc.data, old_loc)
@@ -137,11 +157,18 @@ def _apply_renames(cls: type[TaktSettings], doc: Document) -> None:
             _warn(f"{doc.file}: key {old!r} is deprecated; use {new!r}")
             _put(doc.data, new_loc, value)
             doc.move(old_loc, new_loc)
-        old_env = env_name(cls, old_loc)
+
+
+def _renamed_env(cls: type[TaktSettings], data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with deprecated environment variables applied (they beat the file)."""
+    for old, new in cls.renamed.items():
+        old_env = env_name(cls, old.split("."))
         if old_env in os.environ:
+            new_loc = tuple(new.split("."))
             _warn(f"environment variable {old_env} is deprecated; use {env_name(cls, new_loc)}")
-            _pop(doc.data, new_loc)
-            _put(doc.data, new_loc, os.environ[old_env])
+            _pop(data, new_loc)
+            _put(data, new_loc, os.environ[old_env])
+    return data
 
 
 def _secret_problems(

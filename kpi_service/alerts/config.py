@@ -6,6 +6,7 @@ deployment; secrets (MQTT and SMTP passwords, webhook keys) only come from the e
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
 
@@ -13,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from takt_common.settings import TaktSettings
+from takt_store.settings import InfluxSettings
 from takt_wire.admission import DEFAULT_MAX_FUTURE_S, DEFAULT_MAX_PAST_S, Policy
 
 
@@ -37,6 +39,11 @@ class AlertSettings(TaktSettings):
         env_prefix="TAKT_ALERTS_", env_nested_delimiter="__", extra="forbid"
     )
     config_file_env: ClassVar[str | None] = "TAKT_ALERTS_CONFIG_FILE"
+    renamed: ClassVar[Mapping[str, str]] = {
+        "influx_url": "influx.url",
+        "influx_db": "influx.database",
+        "influx_rp": "influx.raw_rp",
+    }
 
     enabled: bool = False
     rules_file: Path = Path("config/alert-rules.yaml")
@@ -50,11 +57,11 @@ class AlertSettings(TaktSettings):
     mqtt_client_id: str = "takt-alerts"
     site: str = Field(default="+", description="Site to watch ('+' = every site).")
 
-    influx_url: str | None = Field(
-        default=None, description="Rebuild windows from here at start (None: the KPI service's)."
+    influx: InfluxSettings | None = Field(
+        default=None,
+        description="Rebuild windows from this InfluxDB at start: the KPI service's ``influx`` "
+        "section, with the fields given here replacing its own (None: the KPI service's).",
     )
-    influx_db: str | None = None
-    influx_rp: str = "raw"
     rebuild_minutes: float = Field(default=60.0, ge=0)
 
     retention_s: float = Field(default=3600.0, gt=0)
@@ -88,6 +95,14 @@ class AlertSettings(TaktSettings):
         if any(not key.get_secret_value() for key in self.signing_keys.values()):
             raise ValueError("a signing key is empty")
         return self
+
+    def influx_for(self, kpi: InfluxSettings) -> InfluxSettings:
+        """Where to rebuild from: the KPI service's InfluxDB, with this section's fields on top."""
+        if self.influx is None:
+            return kpi
+        return kpi.model_copy(
+            update={name: getattr(self.influx, name) for name in self.influx.model_fields_set}
+        )
 
     @property
     def policy(self) -> Policy:

@@ -8,6 +8,7 @@ cannot silently expose worker data.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from datetime import time
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -18,8 +19,20 @@ from pydantic_settings import SettingsConfigDict
 from takt_common.errors import ConfigError as ConfigError
 from takt_common.settings import TaktSettings
 from takt_common.settings import load_settings as load_file_settings
+from takt_store.settings import InfluxSettings
 
 DEFAULT_SECRET = "change-me"
+
+RENAMED = {
+    "influx_url": "influx.url",
+    "influx_db": "influx.database",
+    "influx_username": "influx.username",
+    "influx_password": "influx.password",
+    "influx_rp_raw": "influx.raw_rp",
+    "influx_rp_rollup": "influx.rollup_rp",
+    "influx_timeout_s": "influx.timeout_s",
+}
+"""Flat names of before the shared ``influx:`` section; accepted with a warning for one release."""
 CONFIG_FILE_ENV = "TAKT_KPI_CONFIG_FILE"
 
 
@@ -103,20 +116,19 @@ class Settings(TaktSettings):
         env_prefix="TAKT_KPI_", env_nested_delimiter="__", extra="forbid"
     )
     config_file_env: ClassVar[str | None] = CONFIG_FILE_ENV
+    renamed: ClassVar[Mapping[str, str]] = RENAMED
 
     environment: Literal["development", "production"] = "production"
 
-    influx_url: str = "http://127.0.0.1:8086"
-    influx_db: str = "takt"
-    influx_username: str | None = None
-    influx_password: SecretStr | None = None
-    influx_rp_raw: str = "raw"
-    influx_rp_rollup: str = "rollup"
+    influx: InfluxSettings = Field(
+        default_factory=InfluxSettings,
+        description="The InfluxDB the collector writes (the same section as the collector's); "
+        "the password from TAKT_KPI_INFLUX__PASSWORD.",
+    )
     use_rollups: bool = Field(
         default=True,
         description="Read hourly rollups when the period's buckets are whole hours.",
     )
-    influx_timeout_s: float = 30.0
 
     secret_key: SecretStr = Field(
         default=SecretStr(DEFAULT_SECRET), description="Pepper for API key hashes."
@@ -193,6 +205,23 @@ class Settings(TaktSettings):
                     f"{MIN_SECRET_CHARS} outside development"
                 )
         return self
+
+    # Read-only aliases of the flat names, for code not yet moved to ``settings.influx``.
+    @property
+    def influx_url(self) -> str:
+        return self.influx.url
+
+    @property
+    def influx_db(self) -> str:
+        return self.influx.database
+
+    @property
+    def influx_username(self) -> str | None:
+        return self.influx.username
+
+    @property
+    def influx_password(self) -> SecretStr | None:
+        return self.influx.password
 
     @property
     def store_url(self) -> str:

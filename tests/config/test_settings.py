@@ -184,3 +184,42 @@ def test_every_secret_field_is_refused_in_a_file_without_a_list(
     monkeypatch.setenv("TAKT_DEMO_STORE__TOKEN", "t0ken")
     token = load_settings(_Demo, path).store.token
     assert token is not None and token.get_secret_value() == "t0ken"
+
+
+def test_kpi_and_alerts_read_one_influx_section_and_accept_the_old_flat_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kpi_service.alerts.config import AlertSettings
+    from kpi_service.core.config import Settings
+
+    path = tmp_path / "kpi.yaml"
+    path.write_text("environment: development\ninflux:\n  url: http://db:8086\n  database: plant\n")
+    monkeypatch.setenv("TAKT_KPI_CONFIG_FILE", str(path))
+    monkeypatch.setenv("TAKT_KPI_INFLUX__PASSWORD", "reader-secret")
+    kpi = load_kpi()
+    assert (kpi.influx.url, kpi.influx.database) == ("http://db:8086", "plant")
+    assert kpi.influx.password is not None
+    assert kpi.influx.password.get_secret_value() == "reader-secret"
+    # the names of before the section: file, environment and code, each with a warning
+    path.write_text("environment: development\ninflux_url: http://old:8086\ninflux_db: old\n")
+    monkeypatch.setenv("TAKT_KPI_INFLUX_USERNAME", "takt-read")
+    with pytest.warns(DeprecatedKey) as caught:
+        kpi = load_kpi()
+    assert (kpi.influx.url, kpi.influx.database) == ("http://old:8086", "old")
+    assert kpi.influx.username == "takt-read" and kpi.influx_username == "takt-read"
+    said = " ".join(str(w.message) for w in caught)
+    assert "use 'influx.url'" in said and "use TAKT_KPI_INFLUX__USERNAME" in said
+    with pytest.warns(DeprecatedKey, match="'influx_db' is deprecated; use 'influx.database'"):
+        assert Settings(environment="development", influx_db="code").influx.database == "code"  # type: ignore[call-arg]
+    # the alert engine: its own fields on top of the KPI service's section
+    monkeypatch.setenv("TAKT_ALERTS_INFLUX_DB", "alerts-db")
+    with pytest.warns(DeprecatedKey, match="TAKT_ALERTS_INFLUX__DATABASE"):
+        alerts = AlertSettings()
+    merged = alerts.influx_for(kpi.influx)
+    assert (merged.url, merged.database, merged.username) == (
+        "http://old:8086",
+        "alerts-db",
+        "takt-read",
+    )
+    monkeypatch.delenv("TAKT_ALERTS_INFLUX_DB")
+    assert AlertSettings().influx_for(kpi.influx) == kpi.influx
