@@ -249,10 +249,10 @@ class LocalStack:
         env = {
             "TAKT_KPI_ENVIRONMENT": "production",
             "TAKT_KPI_SECRET_KEY": self.secrets.kpi_secret,
-            "TAKT_KPI_INFLUX_URL": self._database().url,
-            "TAKT_KPI_INFLUX_DB": INFLUX_DB,
-            "TAKT_KPI_INFLUX_USERNAME": "admin",
-            "TAKT_KPI_INFLUX_PASSWORD": self.secrets.influx_admin,
+            "TAKT_KPI_INFLUX__URL": self._database().url,
+            "TAKT_KPI_INFLUX__DATABASE": INFLUX_DB,
+            "TAKT_KPI_INFLUX__USERNAME": "admin",
+            "TAKT_KPI_INFLUX__PASSWORD": self.secrets.influx_admin,
             "TAKT_KPI_STATE_DIR": str(state),
             "TAKT_KPI_TIMEZONE": timezone,
         }
