@@ -126,14 +126,14 @@ def env_name(cls: type[BaseModel], loc: Sequence[object]) -> str:
 
 
 def _pop(data: dict[str, Any], loc: Loc) -> tuple[bool, Any]:
-    node: Any = data
-    for part in loc[:-1]:
-        if not isinstance(node, dict) or part not in node:
-            return False, None
-        node = node[part]
-    if not isinstance(node, dict) or loc[-1] not in node:
+    """Remove the value at ``loc`` (through mappings and lists); (found, value)."""
+    found, parent = _lookup(data, loc[:-1])
+    if not found or not isinstance(parent, dict):
         return False, None
-    return True, node.pop(loc[-1])
+    key = next((k for k in parent if str(k) == loc[-1]), None)
+    if key is None:
+        return False, None
+    return True, parent.pop(key)
 
 
 def _put(data: dict[str, Any], loc: Loc, value: Any) -> None:
@@ -186,7 +186,8 @@ def _secret_problems(
             found, _ = _pop(doc.data, loc)
             if not found:
                 continue
-            hint = env_name(cls, loc) if not any(p.isdigit() for p in loc) else "the variable"
+            in_list = any(p.isdigit() for p in loc)
+            hint = "e.g. a password_env variable" if in_list else env_name(cls, loc)
             if issubclass(cls, BaseSettings):
                 text = f"secrets come from the environment ({hint}), never from a file"
             else:

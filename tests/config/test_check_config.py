@@ -119,3 +119,23 @@ def test_a_broken_profile_and_a_broken_gateway_are_reported_together(tmp_path: P
     assert result.exit_code == 2
     assert "takt-sim-counter.yaml" in result.output and "did you mean 'running'" in result.output
     assert "did you mean 'broker'" in result.output
+
+
+def test_a_password_anywhere_in_a_gateway_file_is_refused_and_never_echoed(
+    tmp_path: Path,
+) -> None:
+    text = BROKEN_GATEWAY.replace(
+        "    connection: {type: mqtt, host: 127.0.0.1}\n",
+        "    connection: {type: mqtt, host: 127.0.0.1, password: hunter2-device}\n",
+    ).replace("  port: 70000\n", "  port: 1883\n  password: hunter2-broker\n")
+    path = tmp_path / "gateway.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    problems = {p.field: p for p in caught.value.problems}
+    broker = problems["broker.password"]
+    assert broker.line == line_of(text, "hunter2-broker")
+    assert "TAKT_AGENT_BROKER__PASSWORD" in broker.message
+    device = problems["stations.0.connection.password"]
+    assert device.line == line_of(text, "hunter2-device") and "environment" in device.message
+    assert "hunter2" not in str(caught.value)
