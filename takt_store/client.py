@@ -236,7 +236,7 @@ class InfluxClient:
 
         Raises :class:`InfluxUnavailable` (no answer, 5xx), :class:`InfluxAuthError`
         (401/403), :class:`InfluxHttpError` (other statuses) or
-        :class:`InfluxQueryError` (a statement refused).
+        :class:`InfluxQueryError` (a statement refused, or 400: it did not parse).
         """
         data = {"q": q, "db": self.settings.database}
         if epoch:
@@ -250,6 +250,8 @@ class InfluxClient:
             raise InfluxAuthError(f"InfluxDB answered {status}: {error_text(response)}")
         if status >= 500 or status == 429:
             raise InfluxUnavailable(f"InfluxDB answered {status}: {error_text(response)}")
+        if status == 400:
+            raise InfluxQueryError(error_text(response))  # the statement did not parse
         if status != 200:
             raise InfluxHttpError(status, error_text(response))
         payload = response.json()

@@ -49,10 +49,16 @@ def make_events(now: datetime) -> list[Event]:
 
     def base(t: timedelta, **over: Any) -> dict[str, Any]:
         fields: dict[str, Any] = {
-            "site": "s1", "line": "L1", "station": "st.1", "device": "plc1", "worker": "w1",
+            "site": "s1",
+            "line": "L1",
+            "station": "st.1",
+            "device": "plc1",
+            "worker": "w1",
             "ts": now - t + timedelta(microseconds=rng.randrange(1, 999_999)),
-            "agent": "gw-1", "boot": "b1", "seq": next(seq),
-        }  # fmt: skip
+            "agent": "gw-1",
+            "boot": "b1",
+            "seq": next(seq),
+        }
         fields.update(over)
         return fields
 
@@ -64,16 +70,20 @@ def make_events(now: datetime) -> list[Event]:
 
     return [
         UnitEvent(**base(timedelta(minutes=9)), outcome="good", count=3, cycle_s=31.5),
-        UnitEvent(**base(timedelta(minutes=8)), outcome="defect", defect_code="scratch",
-                  serial="SN-1"),  # fmt: skip
+        UnitEvent(
+            **base(timedelta(minutes=8)), outcome="defect", defect_code="scratch", serial="SN-1"
+        ),
         work(timedelta(minutes=7), 59.25, 59.25, {}),
         # Logged in for part of the interval only: its end is not start + work_s.
         work(timedelta(minutes=6), 60.0, 41.5, {"fault": 10.0, "starved": 2.25}),
         SessionEvent(**base(timedelta(minutes=5)), action="login"),
         StateEvent(**base(timedelta(minutes=4), worker="w1"), state="down", reason="fault"),
         StateEvent(**base(timedelta(minutes=3)), state="running"),
-        GapEvent(**base(timedelta(minutes=2)), start=now - timedelta(minutes=2, seconds=30),
-                 reason="agent_offline"),  # fmt: skip
+        GapEvent(
+            **base(timedelta(minutes=2)),
+            start=now - timedelta(minutes=2, seconds=30),
+            reason="agent_offline",
+        ),
         SessionEvent(**base(timedelta(minutes=1)), action="logout"),
     ]
 
@@ -130,8 +140,13 @@ async def test_every_measurement_round_trips(influxd: Influxd, retention_policie
     finally:
         await client.aclose()
     assert {m: len(points) for m, points in decoded.items()} == {
-        "units": 2, "work": 2, "downtime": 2, "sessions": 2, "states": 2, "gaps": 1,
-    }  # fmt: skip
+        "units": 2,
+        "work": 2,
+        "downtime": 2,
+        "sessions": 2,
+        "states": 2,
+        "gaps": 1,
+    }
     gap = next(e for e in events if isinstance(e, GapEvent))
     [gap_point] = decoded["gaps"]
     assert (gap_point.start, gap_point.ts) == (seconds_us(gap.start), seconds_us(gap.ts))
