@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import difflib
-import logging
 import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -28,8 +27,6 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from takt_common.errors import ConfigError, Problem
 from takt_common.modelwalk import field_names, is_secret
 from takt_common.yamlfile import Document, Loc, as_loc, read_yaml
-
-log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
 S = TypeVar("S", bound="TaktSettings")
@@ -144,8 +141,8 @@ def _put(data: dict[str, Any], loc: Loc, value: Any) -> None:
 
 
 def _warn(message: str) -> None:
+    """A warning (not a log line: logging is set up from the settings being read)."""
     warnings.warn(message, DeprecatedKey, stacklevel=4)
-    log.warning(message)
 
 
 def _apply_renames(cls: type[TaktSettings], doc: Document) -> None:
