@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from kpi_service.kpi.metrics import METRICS, Sums
+from takt_common.errors import TaktError
 from takt_wire.errors import describe_validation_error
 
 Metric = Literal["defect_rate", "efficiency", "no_output", "down_time"]
@@ -60,7 +61,7 @@ UNITS: dict[Metric, str] = {
 }
 
 
-class RulesError(ValueError):
+class RulesError(TaktError, ValueError):
     """The rules file is invalid; the message names the file and the field."""
 
 
