@@ -29,3 +29,29 @@ def decode(reg: Register, words: list[int]) -> int | float | bool:
     if reg.scale != 1:
         return value * reg.scale
     return value
+
+
+def events(
+    registers: dict[str, Register], values: dict[str, object], last: dict[str, object]
+) -> dict[str, object]:
+    """This poll's values with event registers kept only where they fired (``last`` updated).
+
+    An event register (``event: rising|change``) is in the result only when this poll
+    sees its edge against the previous poll's value; ``last`` holds those previous
+    values (per station, across reconnects, so an edge made during an outage is seen).
+    """
+    out: dict[str, object] = {}
+    for name, value in values.items():
+        reg = registers[name]
+        if reg.event is None:
+            out[name] = value
+            continue
+        before = last.get(name)
+        last[name] = value
+        if before is None:
+            continue
+        if reg.event == "rising" and value and not before:
+            out[name] = True
+        elif reg.event == "change" and value != before:
+            out[name] = value
+    return out

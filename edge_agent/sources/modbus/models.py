@@ -77,6 +77,13 @@ class Register(BaseModel):
         default="big", description="Byte order within each register (big is the standard)."
     )
     scale: float = Field(default=1.0, description="The value is multiplied by this.")
+    event: Literal["rising", "change"] | None = Field(
+        default=None,
+        description="Read as an event, for pulse signals: rising (bool): the value is in a "
+        "reading (true) only at the poll that sees it go from false to true; change: only at "
+        "a poll that sees a value different from the previous poll's. The first poll only "
+        "sets the baseline. Edges between two polls are seen once.",
+    )
 
     @model_validator(mode="after")
     def _bits_from_bit_tables(self) -> Register:
@@ -84,6 +91,8 @@ class Register(BaseModel):
             raise ValueError("coils and discrete inputs are type bool")
         if self.type == "bool" and self.scale != 1:
             raise ValueError("a bool has no scale")
+        if self.event == "rising" and self.type != "bool":
+            raise ValueError("event rising is for bool values (coils, discrete inputs)")
         return self
 
 

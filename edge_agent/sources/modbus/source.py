@@ -27,7 +27,7 @@ from edge_agent.config import GatewayConfig
 from edge_agent.mapping import RawReading
 from edge_agent.metrics import AgentMetrics
 from edge_agent.sources.base import Binding, Sink
-from edge_agent.sources.modbus.decode import decode
+from edge_agent.sources.modbus.decode import decode, events
 from edge_agent.sources.modbus.models import WORDS, ModbusBinding, ModbusConnection, Register
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,8 @@ class ModbusSource:
         self.name = f"modbus:{where}"
         self.connected = asyncio.Event()
         self._reported: set[tuple[str, str]] = set()
+        self._last: dict[str, dict[str, object]] = {}
+        """Event registers' values at the previous poll, per station."""
 
     def _client(self) -> Client:
         c = self.conn
@@ -144,7 +146,9 @@ class ModbusSource:
                     err,
                 )
             return None
-        return RawReading(station=station, values=values)
+        registers = binding.profile.section(ModbusBinding).registers
+        last = self._last.setdefault(station, {})
+        return RawReading(station=station, values=events(registers, values, last))
 
     async def _read(self, client: Client, reg: Register, unit: int) -> int | float | bool:
         count = WORDS[reg.type]
