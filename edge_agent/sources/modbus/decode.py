@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 
 from edge_agent.sources.modbus.models import WORDS, Register
 
@@ -32,7 +33,7 @@ def decode(reg: Register, words: list[int]) -> int | float | bool:
 
 
 def events(
-    registers: dict[str, Register], values: dict[str, object], last: dict[str, object]
+    registers: Mapping[str, Register], values: Mapping[str, object], last: dict[str, object]
 ) -> dict[str, object]:
     """This poll's values with event registers kept only where they fired (``last`` updated).
 
