@@ -5,11 +5,12 @@ client, and their requests are made one after the other, never interleaved.
 Each station is read at its own ``poll_interval_s``; one poll of a station is
 one reading (all its registers), stamped with the gateway clock.
 
-A station that answers with a Modbus exception, does not answer in time, or
-whose answers are corrupt (an RTU frame with a bad CRC is dropped by the
-framer, so it shows as a timeout) is that station's error: counted in
-``takt_agent_station_errors{reason}``, logged once per problem, its reading
-for that poll skipped; the other stations on the line keep being read. Only a
+A station that answers with a Modbus exception (reason ``exception``), does
+not answer in time (``timeout``), or whose answer is garbled (``crc``: pymodbus
+drops an RTU frame with a bad CRC silently, so bytes that arrived during a
+request without a valid answer tell it from silence) is that station's error:
+counted in ``takt_agent_station_errors{reason}``, logged once per problem, its
+reading for that poll skipped; the other stations on the line keep being read. Only a
 lost connection (TCP closed, serial port gone) makes the poller reconnect.
 """
 
@@ -35,6 +36,21 @@ log = logging.getLogger(__name__)
 Client = AsyncModbusTcpClient | AsyncModbusSerialClient
 
 
+def _raise_swallowed_cancel() -> None:
+    """Re-raise a cancellation that ``asyncio.wait_for`` dropped (Python 3.11).
+
+    pymodbus waits for each answer with ``asyncio.wait_for``; before Python 3.12 it
+    returns the answer instead of raising when the task is cancelled at the moment the
+    answer arrives. A poller on a busy line (always waiting for some answer) then
+    ignored the agent's one cancel at shutdown and ran on: the agent never stopped
+    (what made the RTU test "hang"). The task still counts the cancel request, so it
+    is raised here after every request.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class StationError(Exception):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
@@ -56,6 +72,8 @@ class ModbusSource:
         self._reported: set[tuple[str, str]] = set()
         self._last: dict[str, dict[str, object]] = {}
         """Event registers' values at the previous poll, per station."""
+        self._rx_bytes = 0
+        """Bytes received on an RTU line so far (a garbled answer is no silence)."""
 
     def _client(self) -> Client:
         c = self.conn
@@ -63,7 +81,7 @@ class ModbusSource:
             assert c.host is not None
             return AsyncModbusTcpClient(c.host, port=c.port, timeout=c.timeout_s, retries=0)
         assert c.serial_port is not None
-        return AsyncModbusSerialClient(
+        client = AsyncModbusSerialClient(
             c.serial_port,
             framer=FramerType.RTU,
             baudrate=c.baudrate,
@@ -73,6 +91,24 @@ class ModbusSource:
             timeout=c.timeout_s,
             retries=0,
         )
+        self._count_received(client)
+        return client
+
+    def _count_received(self, client: Client) -> None:
+        """Count the bytes that reach the client's framer (see ``_request``).
+
+        pymodbus drops an RTU answer with a bad CRC without a word and the request then
+        times out; bytes that arrived during a request that got no valid answer tell a
+        garbled answer (``crc``) from a unit that said nothing (``timeout``).
+        """
+        ctx = client.ctx
+        received = ctx.callback_data
+
+        def counting(data: bytes, addr: tuple[str, int] | None = None) -> int:
+            self._rx_bytes += len(data)
+            return received(data, addr)
+
+        ctx.callback_data = counting  # type: ignore[method-assign]
 
     async def run(self, sink: Sink) -> None:
         backoff = Backoff(base=0.2, cap=5.0)
@@ -151,7 +187,14 @@ class ModbusSource:
         return RawReading(station=station, values=events(registers, values, last))
 
     async def _read(self, client: Client, reg: Register, unit: int) -> int | float | bool:
+        try:
+            return await self._request(client, reg, unit)
+        finally:
+            _raise_swallowed_cancel()
+
+    async def _request(self, client: Client, reg: Register, unit: int) -> int | float | bool:
         count = WORDS[reg.type]
+        received_before = self._rx_bytes
         try:
             if reg.table == "holding":
                 rr = await client.read_holding_registers(reg.address, count=count, device_id=unit)
@@ -162,9 +205,13 @@ class ModbusSource:
             else:
                 rr = await client.read_discrete_inputs(reg.address, count=1, device_id=unit)
         except ModbusIOException as err:
-            raise StationError(
-                "timeout", f"no valid answer (timeout or CRC error): {err}"
-            ) from None
+            if "device id" in str(err):  # a late answer of another unit (after a timeout)
+                raise StationError("stray", f"answer of another unit: {err}") from None
+            if self.conn.transport == "rtu" and self._rx_bytes > received_before:
+                raise StationError(
+                    "crc", f"garbled answer (CRC error or broken frame) from unit {unit}"
+                ) from None
+            raise StationError("timeout", f"no answer in time: {err}") from None
         except ConnectionException:
             raise
         except ModbusException as err:
