@@ -17,7 +17,7 @@ from edge_agent.attribution import StationInfo, StationTracker
 from edge_agent.mapping import RawReading, map_reading
 from edge_agent.profile import DeviceProfile
 from edge_agent.signals import DefectSignal
-from edge_agent.sources.modbus.decode import events
+from edge_agent.sources.modbus.decode import decode, events
 from edge_agent.sources.modbus.models import Register
 
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
@@ -135,3 +135,19 @@ def test_modbus_event_registers_fire_on_edges_only() -> None:
 def test_rising_is_for_bools() -> None:
     with pytest.raises(ValidationError):
         Register(address=0, type="uint16", event="rising")
+
+
+def test_modbus_strings_are_ascii_in_registers() -> None:
+    reg = Register(address=0, type="string", length=4)
+    # "E07" written by a device as 2 characters per register, high byte first, NUL padded
+    assert decode(reg, [0x4530, 0x3700, 0x0000, 0x0000]) == "E07"
+    assert (
+        decode(Register(address=0, type="string", length=2, byte_order="little"), [0x3045, 0x37])
+        == "E07"
+    )
+    with pytest.raises(ValueError):
+        decode(reg, [0x4530])
+    with pytest.raises(ValueError):
+        decode(reg, [0xFFFF, 0, 0, 0])
+    with pytest.raises(ValidationError):
+        Register(address=0, type="uint16", length=2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping
 
-from edge_agent.sources.modbus.models import WORDS, Register
+from edge_agent.sources.modbus.models import Register, words
 
 _FORMATS = {
     "uint16": ">H",
@@ -18,14 +18,19 @@ _FORMATS = {
 }
 
 
-def decode(reg: Register, words: list[int]) -> int | float | bool:
+def decode(reg: Register, regs: list[int]) -> int | float | bool | str:
     """The value of ``reg`` from its registers as read (16-bit words, in address order)."""
     if reg.type == "bool":
-        return bool(words[0])
-    if len(words) != WORDS[reg.type]:
-        raise ValueError(f"{reg.type} needs {WORDS[reg.type]} registers, got {len(words)}")
-    ordered = words if reg.word_order == "big" else list(reversed(words))
+        return bool(regs[0])
+    if len(regs) != words(reg):
+        raise ValueError(f"{reg.type} needs {words(reg)} registers, got {len(regs)}")
+    ordered = regs if reg.word_order == "big" else list(reversed(regs))
     raw = b"".join(w.to_bytes(2, "big" if reg.byte_order == "big" else "little") for w in ordered)
+    if reg.type == "string":
+        try:
+            return raw.decode("ascii").strip("\x00 ")
+        except UnicodeDecodeError:
+            raise ValueError(f"{raw!r} is not ASCII text") from None
     value: int | float = struct.unpack(_FORMATS[reg.type], raw)[0]
     if reg.scale != 1:
         return value * reg.scale

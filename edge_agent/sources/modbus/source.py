@@ -29,7 +29,7 @@ from edge_agent.mapping import RawReading
 from edge_agent.metrics import AgentMetrics
 from edge_agent.sources.base import Binding, Sink
 from edge_agent.sources.modbus.decode import decode, events
-from edge_agent.sources.modbus.models import WORDS, ModbusBinding, ModbusConnection, Register
+from edge_agent.sources.modbus.models import ModbusBinding, ModbusConnection, Register, words
 
 log = logging.getLogger(__name__)
 
@@ -186,14 +186,14 @@ class ModbusSource:
         last = self._last.setdefault(station, {})
         return RawReading(station=station, values=events(registers, values, last))
 
-    async def _read(self, client: Client, reg: Register, unit: int) -> int | float | bool:
+    async def _read(self, client: Client, reg: Register, unit: int) -> int | float | bool | str:
         try:
             return await self._request(client, reg, unit)
         finally:
             _raise_swallowed_cancel()
 
-    async def _request(self, client: Client, reg: Register, unit: int) -> int | float | bool:
-        count = WORDS[reg.type]
+    async def _request(self, client: Client, reg: Register, unit: int) -> int | float | bool | str:
+        count = words(reg)
         received_before = self._rx_bytes
         try:
             if reg.table == "holding":
@@ -221,8 +221,8 @@ class ModbusSource:
             raise StationError(
                 "exception", f"Modbus exception {code} reading {reg.table} {reg.address}"
             )
-        words = list(rr.bits[:1]) if reg.table in ("coil", "discrete") else list(rr.registers)
+        regs = list(rr.bits[:1]) if reg.table in ("coil", "discrete") else list(rr.registers)
         try:
-            return decode(reg, [int(w) for w in words])
+            return decode(reg, [int(w) for w in regs])
         except ValueError as err:
             raise StationError("malformed", str(err)) from None
