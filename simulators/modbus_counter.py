@@ -28,6 +28,7 @@ import shutil
 from collections import defaultdict
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from pymodbus import FramerType
 from pymodbus.constants import ExcCodes
@@ -232,3 +233,21 @@ class ModbusCounters:
             await self._seen(sid)
             self.dirty[sid] = False
         self._show(sid, state)
+
+
+def agent_connection(endpoint: str, unit: int, poll_interval_s: float = 0.05) -> dict[str, Any]:
+    """The gateway-config ``connection`` an agent uses for one simulated Modbus station.
+
+    ``endpoint`` is a :class:`~simulators.floor.StationEndpoint`'s ``modbus`` field.
+    """
+    common: dict[str, Any] = {
+        "type": "modbus",
+        "unit": unit,
+        "poll_interval_s": poll_interval_s,
+        "timeout_s": 0.5,
+    }
+    kind, _, where = endpoint.partition(":")
+    if kind == "tcp":
+        host, port = where.removeprefix("//").rsplit(":", 1)
+        return common | {"transport": "tcp", "host": host, "port": int(port)}
+    return common | {"transport": "rtu", "serial_port": where, "baudrate": 115200, "parity": "N"}

@@ -23,6 +23,7 @@ import pytest
 from edge_agent.config import load_config
 from edge_agent.runtime import Agent
 from simulators import ShopFloor, load_scenario
+from simulators.modbus_counter import agent_connection
 from takt_cli.localservices import Mosquitto
 from takt_wire import UNATTRIBUTED
 from tests.agent.helpers import EventSubscriber, Ledger, assert_matches, gateway_config
@@ -32,12 +33,7 @@ SCENARIO = ROOT / "simulators" / "scenarios" / "test_modbus.yaml"
 
 
 def connection(endpoint: Any) -> dict[str, Any]:
-    common = {"type": "modbus", "unit": endpoint.unit, "poll_interval_s": 0.02, "timeout_s": 0.5}
-    kind, _, where = endpoint.modbus.partition(":")
-    if kind == "tcp":
-        host, port = where.removeprefix("//").rsplit(":", 1)
-        return common | {"transport": "tcp", "host": host, "port": int(port)}
-    return common | {"transport": "rtu", "serial_port": where, "baudrate": 115200, "parity": "N"}
+    return agent_connection(endpoint.modbus, endpoint.unit, poll_interval_s=0.02)
 
 
 def ledger_totals(ledger: dict[str, Any]) -> Ledger:
