@@ -17,7 +17,7 @@ from edge_agent.attribution import StationInfo, StationTracker
 from edge_agent.mapping import RawReading, map_reading
 from edge_agent.profile import DeviceProfile
 from edge_agent.signals import DefectSignal
-from edge_agent.sources.modbus.decode import decode, events
+from edge_agent.sources.modbus.decode import blocks, decode, events, unpack
 from edge_agent.sources.modbus.models import Register
 
 NOW = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
@@ -151,3 +151,33 @@ def test_modbus_strings_are_ascii_in_registers() -> None:
         decode(reg, [0xFFFF, 0, 0, 0])
     with pytest.raises(ValidationError):
         Register(address=0, type="uint16", length=2)
+
+
+def test_contiguous_registers_are_read_in_one_request() -> None:
+    regs = {
+        "GOOD": Register(address=0, type="uint32"),
+        "REJ": Register(address=2, type="uint32"),
+        "CODE": Register(address=4, type="string", length=4),
+        "STATE": Register(address=20),  # a gap: its own read (the device may lack 8..19)
+        "FLAG": Register(table="coil", address=3, type="bool"),
+        "FLAG2": Register(table="coil", address=4, type="bool"),
+        "TEMP": Register(table="input", address=0, type="float32"),
+    }
+    plan = [(b.table, b.address, b.count, [n for n, _ in b.members]) for b in blocks(regs)]
+    assert plan == [
+        ("coil", 3, 2, ["FLAG", "FLAG2"]),
+        ("holding", 0, 8, ["GOOD", "REJ", "CODE"]),
+        ("holding", 20, 1, ["STATE"]),
+        ("input", 0, 2, ["TEMP"]),
+    ]
+    holding = next(b for b in blocks(regs) if b.table == "holding" and b.address == 0)
+    words_read = [0x0001, 0x0002, 0, 7, 0x4537, 0x3200, 0, 0]
+    assert unpack(holding, words_read) == {"GOOD": 65538, "REJ": 7, "CODE": "E72"}
+
+
+def test_long_runs_are_split_at_the_modbus_limit() -> None:
+    regs = {f"R{i}": Register(address=i * 50, type="uint16") for i in range(4)}
+    regs |= {f"S{i}": Register(address=i, type="uint16") for i in range(1, 200)}
+    sizes = [(b.address, b.count) for b in blocks(regs)]
+    assert all(count <= 125 for _, count in sizes)
+    assert sum(count for _, count in sizes) == 200

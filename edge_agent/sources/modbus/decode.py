@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from edge_agent.sources.modbus.models import Register, words
 
@@ -60,4 +61,57 @@ def events(
             out[name] = True
         elif reg.event == "change" and value != before:
             out[name] = value
+    return out
+
+
+MAX_REGISTERS = 125
+"""Registers one Modbus read may return (function 3/4); bits (1/2) allow far more."""
+
+
+@dataclass
+class Block:
+    """One read request: contiguous addresses of one table, and the values inside it."""
+
+    table: str
+    address: int
+    count: int
+    members: list[tuple[str, Register]] = field(default_factory=list)
+
+
+def blocks(registers: Mapping[str, Register]) -> list[Block]:
+    """The profile's registers as few reads as possible: one per contiguous run.
+
+    Only registers that touch or overlap are merged, so a read never asks for an
+    address the profile does not name (a device may have gaps in its map and would
+    answer exception 2 for the whole read).
+    """
+    out: list[Block] = []
+    ordered = sorted(registers.items(), key=lambda kv: (kv[1].table, kv[1].address))
+    for name, reg in ordered:
+        size = words(reg) if reg.table in ("holding", "input") else 1
+        last = out[-1] if out else None
+        end = reg.address + size
+        if (
+            last is not None
+            and last.table == reg.table
+            and reg.address <= last.address + last.count
+            and max(end, last.address + last.count) - last.address <= MAX_REGISTERS
+        ):
+            last.count = max(last.count, end - last.address)
+        else:
+            last = Block(reg.table, reg.address, size)
+            out.append(last)
+        last.members.append((name, reg))
+    return out
+
+
+def unpack(block: Block, values: list[int]) -> dict[str, int | float | bool | str]:
+    """Each member's value from the block's registers (or bits) as read."""
+    out: dict[str, int | float | bool | str] = {}
+    for name, reg in block.members:
+        offset = reg.address - block.address
+        if reg.table in ("coil", "discrete"):
+            out[name] = bool(values[offset])
+        else:
+            out[name] = decode(reg, values[offset : offset + words(reg)])
     return out
