@@ -13,6 +13,7 @@ defects by code.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -242,10 +243,13 @@ class PulsePlc:
         ("RejectCode", ua.VariantType.String, "E99"),  # a stale code in force: no defect
         ("Badge", ua.VariantType.String, ""),
         ("Tick", ua.VariantType.UInt32, 0),
+        ("Rejected", ua.VariantType.UInt32, 0),  # parts in this reject write (second PLC)
     )
 
-    def __init__(self, port: int, station: str) -> None:
-        self.port, self.station = port, station
+    def __init__(self, port: int, station: str, counted: str | None = None) -> None:
+        """``counted``: None, one RejectCode write per part; "code_first" or "count_first":
+        per run of equal codes, RejectCode and Rejected (the run's length) in that order."""
+        self.port, self.station, self.counted = port, station, counted
         self.server = Server()
         self.nodes: dict[str, Any] = {}
         self.types: dict[str, ua.VariantType] = {}
@@ -283,16 +287,33 @@ class PulsePlc:
         elif ev.kind == "good":
             self.good += ev.good
             await self.write("Good", self.good, ev.ms)
-        elif ev.kind == "defect":
+        elif ev.kind == "defect" and self.counted is None:
             for code in ev.codes:  # a burst: one write per part, same publish interval
                 await self.write("RejectCode", code, ev.ms)
+        elif ev.kind == "defect":
+            for code, run in itertools.groupby(ev.codes):
+                writes = [("RejectCode", code), ("Rejected", len(list(run)))]
+                for name, value in writes if self.counted == "code_first" else writes[::-1]:
+                    await self.write(name, value, ev.ms)
         else:
             await self.write("Tick", ev.ms // 1000, ev.ms)
 
 
-async def test_opcua_reject_code_writes(mosquitto: Mosquitto, tmp_path: Path) -> None:
+COUNTED_PROFILE = OPCUA_PROFILE | {
+    "model": "pulse-plc-counted",
+    "signals": OPCUA_PROFILE["signals"]  # type: ignore[operator]
+    | {"defects": {"kind": "pulse", "at": "Rejected", "code": "RejectCode"}},
+}
+
+
+@pytest.mark.parametrize("counted", [None, "code_first", "count_first"])
+async def test_opcua_reject_code_writes(
+    mosquitto: Mosquitto, tmp_path: Path, counted: str | None
+) -> None:
+    """One write per part, or the code and the count written apart (joined per station)."""
     script = pulse_script(120, seed=23)
-    plc = PulsePlc(free_port(), "U1")
+    plc = PulsePlc(free_port(), "U1", counted)
+    profile = OPCUA_PROFILE if counted is None else COUNTED_PROFILE
     await plc.start()
     endpoint = f"opc.tcp://127.0.0.1:{plc.port}/pulse"
     path = gateway_config(
@@ -302,14 +323,14 @@ async def test_opcua_reject_code_writes(mosquitto: Mosquitto, tmp_path: Path) ->
             {
                 "id": "U1",
                 "line": "LP",
-                "profile": "pulse-plc",
+                "profile": profile["model"],
                 "connection": {"type": "opcua", "endpoint": endpoint},
             }
         ],
-        agent_id="gw-pulse-opcua",
-        profiles_dir=write_profiles(tmp_path / "profiles", OPCUA_PROFILE),
+        agent_id=f"gw-pulse-opcua-{counted}",
+        profiles_dir=write_profiles(tmp_path / "profiles", profile),
     )
-    sub = EventSubscriber(mosquitto.port, client_id="sub-pulse-opcua")
+    sub = EventSubscriber(mosquitto.port, client_id=f"sub-pulse-opcua-{counted}")
     try:
         async with running_agent(path) as agent:
             source: Any = agent.sources[0]
