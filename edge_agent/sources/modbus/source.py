@@ -196,10 +196,9 @@ class ModbusSource:
         return self._plan[station]
 
     async def _read(self, client: Client, block: Block, unit: int) -> dict[str, object]:
-        try:
-            return dict(await self._request(client, block, unit))
-        finally:
-            _raise_swallowed_cancel()
+        values = dict(await self._request(client, block, unit))
+        _raise_swallowed_cancel()  # an answer came back although the task was cancelled
+        return values
 
     async def _request(
         self, client: Client, block: Block, unit: int
