@@ -196,7 +196,7 @@ class ModbusSource:
         return self._plan[station]
 
     async def _read(self, client: Client, block: Block, unit: int) -> dict[str, object]:
-        values = dict(await self._request(client, block, unit))
+        values: dict[str, object] = dict(await self._request(client, block, unit))
         _raise_swallowed_cancel()  # an answer came back although the task was cancelled
         return values
 
