@@ -33,7 +33,6 @@ from asyncua.common.subscription import Subscription
 from asyncua.crypto import security_policies
 from asyncua.ua.attribute_ids import AttributeIds
 
-from edge_agent.backoff import Backoff
 from edge_agent.config import GatewayConfig
 from edge_agent.mapping import RawReading
 from edge_agent.metrics import AgentMetrics
@@ -43,6 +42,7 @@ from edge_agent.sources.opcua.browse import discover_codes, node_id, pulse_names
 from edge_agent.sources.opcua.history import catch_up
 from edge_agent.sources.opcua.models import OpcuaBinding, OpcuaConnection
 from edge_agent.sources.opcua.namespace import NamespaceError, resolve_namespace
+from takt_common.backoff import Backoff
 
 log = logging.getLogger(__name__)
 
