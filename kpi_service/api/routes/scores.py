@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
@@ -19,6 +20,7 @@ from kpi_service.api.deps import InfluxDep, KpiReader, SettingsDep
 from kpi_service.api.models import NameList
 from kpi_service.api.routes.workers import WorkerPath
 from kpi_service.api.score_models import (
+    DECISION_AID,
     BandShare,
     MetricScoreOut,
     PeriodDistribution,
@@ -27,10 +29,12 @@ from kpi_service.api.score_models import (
     ScoreOut,
     ScorePage,
 )
-from kpi_service.api.stores import ExternalDep, RegistryDep
+from kpi_service.api.stores import ClosesDep, ExternalDep, RegistryDep
+from kpi_service.api.xlsx import Chart, Column, Kind, write_book
 from kpi_service.core.apikeys import Principal
 from kpi_service.core.config import Settings
 from kpi_service.influx import InfluxReader
+from kpi_service.scores.closing import PeriodBook
 from kpi_service.scores.external import ExternalStore
 from kpi_service.scores.registry import SchemeRegistry
 from kpi_service.scores.service import ScoreRun, WorkerScore, compute_scores
@@ -62,16 +66,18 @@ def score_out(s: WorkerScore) -> ScoreOut:
         units=s.units,
         reasons=r.reasons,
         metrics=[MetricScoreOut(**vars(m)) for m in r.metrics],
+        closed=s.closed,
     )
 
 
 async def _run(
     reader: InfluxReader, settings: Settings, registry: SchemeRegistry,
     externals: ExternalStore, principal: Principal, scheme: str, start: date, end: date,
-    worker: list[str] | None,
+    worker: list[str] | None, closes: PeriodBook,
 ) -> ScoreRun:  # fmt: skip
+    """Closed periods come from their snapshots (see ``scores.closing``)."""
     return await compute_scores(
-        reader, settings, registry, externals, principal, scheme, start, end, worker
+        reader, settings, registry, externals, principal, scheme, start, end, worker, closes
     )
 
 
@@ -84,6 +90,7 @@ async def list_scores(
     reader: InfluxDep,
     registry: RegistryDep,
     externals: ExternalDep,
+    closes: ClosesDep,
     scheme: SchemeQ,
     start: date,
     end: date,
@@ -93,7 +100,9 @@ async def list_scores(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> ScorePage:
     limit = min(limit, settings.max_page_size)
-    run = await _run(reader, settings, registry, externals, principal, scheme, start, end, worker)
+    run = await _run(
+        reader, settings, registry, externals, principal, scheme, start, end, worker, closes
+    )
     scores = [s for s in run.scores if status is None or s.result.status == status]
     return ScorePage(
         items=[score_out(s) for s in scores[offset : offset + limit]],
@@ -115,12 +124,13 @@ async def worker_scores(
     reader: InfluxDep,
     registry: RegistryDep,
     externals: ExternalDep,
+    closes: ClosesDep,
     scheme: SchemeQ,
     start: date,
     end: date,
 ) -> ScoreEvidence:
     run = await _run(
-        reader, settings, registry, externals, principal, scheme, start, end, [worker_id]
+        reader, settings, registry, externals, principal, scheme, start, end, [worker_id], closes
     )
     return ScoreEvidence(
         worker=worker_id,
@@ -136,7 +146,7 @@ def _columns(run: ScoreRun) -> list[str]:
             if m.name not in names:
                 names.append(m.name)
     base = ["worker", "period", "start", "end", "scheme", "version", "status", "score", "band",
-            "effective_hours", "units", "reasons"]  # fmt: skip
+            "effective_hours", "units", "reasons", "closed"]  # fmt: skip
     return base + [f"{n}_{part}" for n in names for part in ("value", "points", "contribution")]
 
 
@@ -147,7 +157,7 @@ def _flat(s: WorkerScore) -> dict[str, Any]:
         "end": out.end.isoformat(), "scheme": out.scheme, "version": out.version,
         "status": out.status, "score": out.score, "band": out.band,
         "effective_hours": out.effective_hours, "units": out.units,
-        "reasons": "; ".join(out.reasons),
+        "reasons": "; ".join(out.reasons), "closed": out.closed or "",
     }  # fmt: skip
     for m in out.metrics:
         row[f"{m.name}_value"] = m.value
@@ -162,6 +172,74 @@ MEDIA = {
 }
 
 
+def _definitions(run: ScoreRun) -> dict[str, str]:
+    """Per exported column, what it means, from the scheme versions that scored the rows."""
+    out = {
+        "worker": "Worker id (pseudonym when the service pseudonymises).",
+        "period": "Calendar period.", "start": "Period start, site time.",
+        "end": "Period end (exclusive), site time.", "scheme": "Scheme name.",
+        "version": "Scheme version in force on the period's first day.",
+        "status": "scored, or insufficient_data (below the scheme's minimum evidence).",
+        "score": "Composite: sum of the metric contributions (0-100).",
+        "band": "Score band.", "effective_hours": "Effective hours in the period.",
+        "units": "Units in the period.", "reasons": "Why the data is insufficient.",
+        "closed": "Content hash of the period close (empty while open).",
+    }  # fmt: skip
+    for v in run.versions.values():
+        bands = ", ".join(f"{b.name} >= {b.min_score:g}" for b in v.spec.bands)
+        out["band"] = f"Score band (version {v.version}: {bands})."
+        for m in v.spec.metrics:
+            what = m.measure or m.external or m.name
+            rule = "steps" if m.rule == "steps" else (
+                f"100 * clip((value - {m.floor:g}) / ({m.target:g} - {m.floor:g}), 0, 1)"
+            )  # fmt: skip
+            out[f"{m.name}_value"] = f"{m.source} metric {what} (version {v.version})."
+            out[f"{m.name}_points"] = f"Points 0-100: {rule}."
+            out[f"{m.name}_contribution"] = f"points * weight {m.weight:g} / 100."
+    return out
+
+
+def _kind(column: str) -> Kind:
+    if column in ("start", "end"):
+        return "datetime"
+    if column in ("version", "units"):
+        return "int"
+    if column == "effective_hours":
+        return "hours"
+    if column == "score" or column.endswith(("_points", "_contribution")):
+        return "score"
+    return "number" if column.endswith("_value") else "text"
+
+
+def render(run: ScoreRun, format: Literal["csv", "xlsx"], tz: ZoneInfo) -> bytes:
+    """One row per worker and period, as CSV or XLSX (also a closed period's payroll file)."""
+    columns = _columns(run)
+    rows = [_flat(s) for s in run.scores]
+    if format == "csv":
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        return text.getvalue().encode()
+    defs = _definitions(run)
+    cols = [
+        Column(c, _kind(c), defs.get(c, ""), lambda r, c=c: _typed(r.get(c), _kind(c)))
+        for c in columns
+    ]
+    buffer = io.BytesIO()
+    write_book(
+        buffer, "Scores", cols, rows, tz,
+        notes=[("Note", DECISION_AID)], chart=Chart("Score by worker", "score", "worker"),
+    )  # fmt: skip
+    return buffer.getvalue()
+
+
+def _typed(value: Any, kind: Kind) -> Any:
+    if kind == "datetime" and isinstance(value, str):
+        return datetime.fromisoformat(value)
+    return None if value == "" and kind != "text" else value
+
+
 @router.get(
     "/scores/export",
     summary="The same scores as a CSV or XLSX file (one row per worker and period)",
@@ -174,32 +252,17 @@ async def export_scores(
     reader: InfluxDep,
     registry: RegistryDep,
     externals: ExternalDep,
+    closes: ClosesDep,
     scheme: SchemeQ,
     start: date,
     end: date,
     format: Annotated[Literal["csv", "xlsx"], Query()] = "csv",
     worker: NameList = None,
 ) -> Response:
-    run = await _run(reader, settings, registry, externals, principal, scheme, start, end, worker)
-    columns = _columns(run)
-    rows = [_flat(s) for s in run.scores]
-    if format == "csv":
-        text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-        body = text.getvalue().encode()
-    else:
-        from openpyxl import Workbook
-
-        book = Workbook(write_only=True)
-        sheet = book.create_sheet("Scores")
-        sheet.append(columns)
-        for row in rows:
-            sheet.append([row.get(c) for c in columns])
-        buffer = io.BytesIO()
-        book.save(buffer)
-        body = buffer.getvalue()
+    run = await _run(
+        reader, settings, registry, externals, principal, scheme, start, end, worker, closes
+    )
+    body = render(run, format, ZoneInfo(settings.timezone))
     name = f"takt-scores-{scheme}-{start.isoformat()}-{end.isoformat()}.{format}"
     return Response(
         body,
@@ -226,11 +289,14 @@ async def score_distribution(
     reader: InfluxDep,
     registry: RegistryDep,
     externals: ExternalDep,
+    closes: ClosesDep,
     scheme: SchemeQ,
     start: date,
     end: date,
 ) -> ScoreDistribution:
-    run = await _run(reader, settings, registry, externals, principal, scheme, start, end, None)
+    run = await _run(
+        reader, settings, registry, externals, principal, scheme, start, end, None, closes
+    )
     periods: list[PeriodDistribution] = []
     for bucket, version in run.periods:
         mine = [s for s in run.scores if s.period == bucket.label]
