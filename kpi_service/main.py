@@ -36,7 +36,7 @@ LIFESPAN_HOOKS: list[LifespanHook] = []
 @asynccontextmanager
 async def _influx_hook(app: FastAPI) -> AsyncIterator[None]:
     settings = app.state.settings
-    reader = InfluxReader(settings_from_flat(settings), use_rollups=settings.use_rollups)
+    reader = InfluxReader(settings_from_flat(settings), use_rollups=lambda: settings.use_rollups)
     app.state.influx = reader
     try:
         yield
@@ -88,7 +88,9 @@ def create_app(
     app.state.closes = PeriodBook(app.state.store)
     app.state.targets = TargetStore(app.state.store)
     # Usable without the lifespan too (e.g. API fuzzers driving the ASGI app directly).
-    app.state.influx = InfluxReader(settings_from_flat(settings), use_rollups=settings.use_rollups)
+    app.state.influx = InfluxReader(
+        settings_from_flat(settings), use_rollups=lambda: settings.use_rollups
+    )
 
     @app.get("/healthz", tags=["health"], summary="Liveness (no credentials needed)")
     async def healthz() -> dict[str, str]:
