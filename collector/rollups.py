@@ -20,6 +20,7 @@ from collector.config import RollupSettings
 from collector.influx import InfluxWriter
 from collector.metrics import Metrics
 from collector.rollupqueue import PendingHour, RollupQueue
+from takt_common.backoff import step
 from takt_store.rollups import recompute
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ class Rollups:
         try:
             await recompute(self.writer, pending.hour)
         except Exception as err:  # noqa: BLE001 - any failure: this hour is retried alone
-            delay = min(self.settings.retry_max_s, self.settings.debounce_s * 2**pending.attempts)
+            delay = step(self.settings.debounce_s, self.settings.retry_max_s, pending.attempts)
             self.queue.failed(pending, str(err), time.time() + delay)
             self.metrics.rollup_failures.inc()
             log.warning(

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from collector.config import CollectorSettings
 from collector.dedupe import SeqTracker
 from collector.dlq import DeadLetter, DeadLetterMetrics, DeadLetterStore
-from collector.http import StatusServer
 from collector.influx import InfluxWriter, WriterStopped
 from collector.metrics import Metrics
 from collector.mqtt import Consumer, Delivery
 from collector.pipeline import Outcome, Pipeline, Rules
 from collector.rollupqueue import RollupQueue
 from collector.rollups import Rollups
+from takt_common.status import StatusServer
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,6 @@ off. Counter deltas in a reading belong to the operator and state in force
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import math
 import re
 from collections.abc import Callable
@@ -23,6 +21,7 @@ from pydantic import BaseModel, Field
 from edge_agent.counters import counter_delta
 from edge_agent.mapping import Reading
 from edge_agent.profile import DeviceProfile
+from takt_common.pseudonym import STORED, pseudonym
 from takt_wire import UNATTRIBUTED
 from takt_wire.events import MAX_UNITS_PER_EVENT
 
@@ -78,8 +77,7 @@ class WorkerResolver:
             self.unknown.add(badge)
             worker = "badge-" + _UNSAFE.sub("_", badge)[:56]
         if self.key is not None:
-            digest = hmac.new(self.key, worker.encode(), hashlib.sha256).hexdigest()
-            return "p-" + digest[:20]
+            return pseudonym(self.key, worker, STORED)
         return worker[:64]
 
 
@@ -303,6 +301,8 @@ class StationTracker:
                 events += self._unit_events("defect", code, units, at, worker_now)
             if reading.defects_complete:
                 st.defects_seen = True
+        for code, count in sorted(reading.defect_pulses.items()):
+            events += self._unit_events("defect", code, count, at, worker_now)
         if (
             spec is not None
             and reading.defect_total is not None

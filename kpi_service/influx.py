@@ -1,8 +1,7 @@
 """Read-only InfluxQL for the KPI service, over the shared client (:mod:`takt_store.client`).
 
-``InfluxReader`` takes an :class:`~takt_store.settings.InfluxSettings`; until the KPI
-configuration carries one, :func:`settings_from_flat` builds it from the flat
-``influx_*`` fields at the call sites.
+``InfluxReader`` takes an :class:`~takt_store.settings.InfluxSettings`: the KPI
+settings' ``influx`` section, the same model as the collector's.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ from collections.abc import Callable
 
 import httpx
 
-from kpi_service.core.config import Settings
 from takt_store.client import InfluxClient, Series, quote_ident, quote_str
 from takt_store.errors import InfluxError
 from takt_store.settings import InfluxSettings
@@ -24,7 +22,6 @@ __all__ = [
     "is_name",
     "quote_ident",
     "quote_str",
-    "settings_from_flat",
     "tag_in",
 ]
 
@@ -40,20 +37,6 @@ def tag_in(tag: str, values: frozenset[str] | set[str] | list[str]) -> str:
 
 def is_name(value: str) -> bool:
     return bool(_IDENT.match(value)) and len(value) <= 64
-
-
-def settings_from_flat(settings: Settings) -> InfluxSettings:
-    """The shared model from the KPI service's flat ``influx_*`` fields (interim)."""
-    return InfluxSettings(
-        url=settings.influx_url,
-        database=settings.influx_db,
-        username=settings.influx_username,
-        password=settings.influx_password,
-        raw_rp=settings.influx_rp_raw,
-        rollup_rp=settings.influx_rp_rollup,
-        timeout_s=settings.influx_timeout_s,
-        create=False,
-    )
 
 
 class InfluxReader:

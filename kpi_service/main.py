@@ -1,8 +1,8 @@
 """The KPI service application factory.
 
-``LIFESPAN_HOOKS`` is the extension point for other parts of the service (realtime
-alerts, board): each hook is an async context manager factory taking the app; they
-are entered in order at start-up and exited in reverse at shutdown.
+Lifespan hooks are async context manager factories taking the app, entered in order at
+start-up and exited in reverse at shutdown: the store and InfluxDB here, plus those a
+caller passes (``hooks``). The alert engine needs none: its router carries its lifespan.
 """
 
 from __future__ import annotations
@@ -19,24 +19,22 @@ from kpi_service.api.main import api_router
 from kpi_service.core.apikeys import KeyStore, Principal, Refused
 from kpi_service.core.audit import AuditLog
 from kpi_service.core.config import Settings, load_settings
-from kpi_service.influx import InfluxReader, settings_from_flat
+from kpi_service.influx import InfluxReader
 from kpi_service.scores.closing import PeriodBook
 from kpi_service.scores.external import ExternalStore
 from kpi_service.scores.registry import SchemeRegistry
+from kpi_service.scores.roles import RoleBook
 from kpi_service.scores.targets import TargetStore
 from kpi_service.store.db import Database
 from kpi_service.store.legacy import import_legacy
 
 LifespanHook = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
-LIFESPAN_HOOKS: list[LifespanHook] = []
-"""Hooks every app created afterwards runs (append at import time of your module)."""
-
 
 @asynccontextmanager
 async def _influx_hook(app: FastAPI) -> AsyncIterator[None]:
     settings = app.state.settings
-    reader = InfluxReader(settings_from_flat(settings), use_rollups=lambda: settings.use_rollups)
+    reader = InfluxReader(settings.influx, use_rollups=lambda: settings.use_rollups)
     app.state.influx = reader
     try:
         yield
@@ -55,9 +53,9 @@ async def _store_hook(app: FastAPI) -> AsyncIterator[None]:
 def create_app(
     settings: Settings | None = None, *, hooks: list[LifespanHook] | None = None
 ) -> FastAPI:
-    """Build the app; ``hooks`` run after the global ``LIFESPAN_HOOKS``."""
+    """Build the app; ``hooks`` run after the store's and InfluxDB's."""
     settings = settings or load_settings()
-    all_hooks: list[LifespanHook] = [_store_hook, _influx_hook, *LIFESPAN_HOOKS, *(hooks or [])]
+    all_hooks: list[LifespanHook] = [_store_hook, _influx_hook, *(hooks or [])]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -86,11 +84,10 @@ def create_app(
     app.state.schemes = SchemeRegistry(app.state.store)
     app.state.externals = ExternalStore(app.state.store)
     app.state.closes = PeriodBook(app.state.store)
+    app.state.roles = RoleBook(app.state.store)
     app.state.targets = TargetStore(app.state.store)
     # Usable without the lifespan too (e.g. API fuzzers driving the ASGI app directly).
-    app.state.influx = InfluxReader(
-        settings_from_flat(settings), use_rollups=lambda: settings.use_rollups
-    )
+    app.state.influx = InfluxReader(settings.influx, use_rollups=lambda: settings.use_rollups)
 
     @app.get("/healthz", tags=["health"], summary="Liveness (no credentials needed)")
     async def healthz() -> dict[str, str]:

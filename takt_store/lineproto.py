@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from takt_common.errors import TaktError
+
 _TAG_TABLE = str.maketrans({",": "\\,", "=": "\\=", " ": "\\ "})
 _MEASUREMENT_TABLE = str.maketrans({",": "\\,", " ": "\\ "})
 _FIELD_STR_TABLE = str.maketrans({"\\": "\\\\", '"': '\\"'})
 
 
-class UnrepresentableError(ValueError):
+class UnrepresentableError(TaktError, ValueError):
     """A value InfluxDB 1.x line protocol cannot carry faithfully."""
 
 

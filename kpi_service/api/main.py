@@ -13,6 +13,7 @@ from kpi_service.api.routes import (
     external,
     kpis,
     me,
+    roles,
     schemes,
     scores,
     selfservice,
@@ -41,3 +42,4 @@ api_router.include_router(scores.router)
 api_router.include_router(closes.router)
 api_router.include_router(external.router)
 api_router.include_router(targets.router)
+api_router.include_router(roles.router)

@@ -130,3 +130,16 @@ period_closes = Table(
     Column("reopen_reason", Text, nullable=True),
     UniqueConstraint("scheme", "period", "open_key", name="period_closes_one_in_force"),
 )
+
+worker_roles = Table(
+    "worker_roles",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("worker", String(64), nullable=False),
+    Column("role", String(64), nullable=False),
+    Column("effective_from", Date, nullable=False),
+    Column("note", Text, nullable=False),
+    Column("set_at", DateTime(timezone=True), nullable=False),
+    Column("set_by", String(128), nullable=False),
+    Index("worker_roles_worker", "worker", "effective_from"),
+)

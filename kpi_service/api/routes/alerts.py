@@ -24,7 +24,6 @@ from kpi_service.alerts.rules import RulesError, RuleSet
 from kpi_service.alerts.service import AlertService, Conflict, NotFound
 from kpi_service.api.deps import Principal, audited, require_scopes
 from kpi_service.board.routes import router as board_router
-from kpi_service.influx import settings_from_flat
 
 
 @asynccontextmanager
@@ -37,21 +36,13 @@ async def alerts_lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         return
     kpi = app.state.settings
-    influx = settings_from_flat(kpi).model_copy(
-        update={
-            "url": settings.influx_url or kpi.influx_url,
-            "database": settings.influx_db or kpi.influx_db,
-            "raw_rp": settings.influx_rp,
-        }
-    )
-    service = AlertService(settings, influx=influx)
-    await service.start()
-    app.state.alerts = service
-    try:
-        yield
-    finally:
-        app.state.alerts = None
-        await service.stop()
+    influx = settings.influx_for(kpi.influx)
+    async with AlertService(settings, influx=influx, standards=kpi.standards) as service:
+        app.state.alerts = service
+        try:
+            yield
+        finally:
+            app.state.alerts = None
 
 
 def get_service(request: Request) -> AlertService:

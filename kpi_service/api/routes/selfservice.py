@@ -27,7 +27,7 @@ from kpi_service.api.deps import InfluxDep, Principal, SettingsDep, audited
 from kpi_service.api.queries import compute_rows
 from kpi_service.api.routes.targets import TargetsDep
 from kpi_service.api.routes.workers import WorkerPath
-from kpi_service.api.stores import ClosesDep, ExternalDep, RegistryDep
+from kpi_service.api.stores import ClosesDep, ExternalDep, RegistryDep, RolesDep
 from kpi_service.core.apikeys import KeyStore
 from kpi_service.core.config import Settings
 from kpi_service.influx import InfluxError, InfluxReader
@@ -149,7 +149,7 @@ async def _figures(
     if row is None:
         return None
     out = {k: row.get(k) for k in FIELDS}
-    out["effective_hours"] = round(float(row.get("effective_s") or 0.0) / 3600, 2)
+    out["effective_hours"] = round(float(row["effective_hours"]), 2)  # the metric registry's
     out["down_minutes_by_reason"] = {
         reason: round(s / 60, 1) for reason, s in sorted((row.get("down_by_reason") or {}).items())
     }
@@ -166,6 +166,7 @@ async def my_summary(
     externals: ExternalDep,
     closes: ClosesDep,
     targets: TargetsDep,
+    roles: RolesDep,
     at: Annotated[datetime | None, Query(description="As of (default: now).")] = None,
 ) -> dict[str, Any]:
     assert me.worker is not None  # the self scope guarantees it
@@ -191,7 +192,7 @@ async def my_summary(
         }
         for name in await anyio.to_thread.run_sync(registry.names):
             body["scores"] += await _my_scores(
-                reader, settings, registry, externals, closes, me, name, today
+                reader, settings, registry, externals, closes, roles, me, name, today
             )
         found = await anyio.to_thread.run_sync(
             lambda: targets.query(lines=me.lines, kind="worker", subject=me.worker)
@@ -212,7 +213,7 @@ async def my_summary(
 
 async def _my_scores(
     reader: InfluxReader, settings: Settings, registry: Any, externals: Any, closes: Any,
-    me: Principal, scheme: str, today: date,
+    roles: Any, me: Principal, scheme: str, today: date,
 ) -> list[dict[str, Any]]:  # fmt: skip
     versions = await anyio.to_thread.run_sync(registry.versions, scheme)
     version = registry.in_force(versions, today)
@@ -231,8 +232,9 @@ async def _my_scores(
     if spec.period == "shift":
         first = today
     run = await compute_scores(
-        reader, settings, registry, externals, me, scheme, first, today, None, closes, raw_ids=True
-    )
+        reader, settings, registry, externals, me, scheme, first, today, None, closes,
+        raw_ids=True, roles=roles,
+    )  # fmt: skip
     mine = [s for s in run.scores if s.worker == me.worker]
     if not mine:
         return []
