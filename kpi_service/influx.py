@@ -7,6 +7,7 @@ settings' ``influx`` section, the same model as the collector's.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import httpx
 
@@ -45,12 +46,18 @@ class InfluxReader:
         self,
         settings: InfluxSettings,
         *,
-        use_rollups: bool = True,
+        use_rollups: Callable[[], bool] = lambda: True,
         client: httpx.AsyncClient | None = None,
     ) -> None:
         self.settings = settings
-        self.use_rollups = use_rollups
+        self._use_rollups = use_rollups
         self._client = InfluxClient(settings, http=client)
+
+    @property
+    def use_rollups(self) -> bool:
+        """The KPI setting, read at every query (a running app's settings may be changed,
+        as the benchmark does to time the raw path)."""
+        return self._use_rollups()
 
     def source(self, measurement: str, *, rollup: bool = False) -> str:
         """InfluxQL name of a raw (or rollup) measurement, with or without retention policies."""
