@@ -8,12 +8,15 @@ from kpi_service.api.routes import (
     alerts,
     audit,
     calendar,
+    closes,
     distribution,
     external,
     kpis,
     me,
+    roles,
     schemes,
     scores,
+    selfservice,
     targets,
     workers,
 )
@@ -27,6 +30,7 @@ api_router = APIRouter(
     },
 )
 api_router.include_router(me.router)
+api_router.include_router(selfservice.router)
 api_router.include_router(kpis.router)
 api_router.include_router(workers.router)
 api_router.include_router(distribution.router)
@@ -35,5 +39,7 @@ api_router.include_router(audit.router)
 api_router.include_router(alerts.router)
 api_router.include_router(schemes.router)
 api_router.include_router(scores.router)
+api_router.include_router(closes.router)
 api_router.include_router(external.router)
 api_router.include_router(targets.router)
+api_router.include_router(roles.router)

@@ -31,6 +31,7 @@ apikeys = Table(
     Column("hash", String(64), nullable=False, unique=True),
     Column("scopes", Text, nullable=False, comment="JSON list"),
     Column("lines", Text, nullable=True, comment="JSON list; NULL = all lines"),
+    Column("worker", String(64), nullable=True, comment="A self key's worker"),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=True),
     Column("last_used_at", DateTime(timezone=True), nullable=True),
@@ -107,4 +108,38 @@ target_acks = Table(
     Column("acknowledged_at", DateTime(timezone=True), nullable=False),
     Column("recorded_by", String(128), nullable=False),
     UniqueConstraint("target_id", "worker", name="target_acks_once"),
+)
+
+period_closes = Table(
+    "period_closes",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("scheme", String(64), nullable=False),
+    Column("period", String(64), nullable=False, comment="Calendar label (YYYY-MM, week)"),
+    Column("first_day", Date, nullable=False),
+    Column("last_day", Date, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("workers", Integer, nullable=False),
+    Column("content_hash", String(64), nullable=False, comment="SHA-256 of snapshot"),
+    Column("snapshot", Text, nullable=False, comment="Canonical JSON of the frozen scores"),
+    Column("closed_at", DateTime(timezone=True), nullable=False),
+    Column("closed_by", String(128), nullable=False),
+    Column("open_key", String(32), nullable=False, comment="'' while in force, else the id"),
+    Column("reopened_at", DateTime(timezone=True), nullable=True),
+    Column("reopened_by", String(128), nullable=True),
+    Column("reopen_reason", Text, nullable=True),
+    UniqueConstraint("scheme", "period", "open_key", name="period_closes_one_in_force"),
+)
+
+worker_roles = Table(
+    "worker_roles",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("worker", String(64), nullable=False),
+    Column("role", String(64), nullable=False),
+    Column("effective_from", Date, nullable=False),
+    Column("note", Text, nullable=False),
+    Column("set_at", DateTime(timezone=True), nullable=False),
+    Column("set_by", String(128), nullable=False),
+    Index("worker_roles_worker", "worker", "effective_from"),
 )
