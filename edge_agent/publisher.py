@@ -9,10 +9,9 @@ not saved). An event leaves the outbox only when a collector confirms on
 docs/decisions.md). Sent events that are not confirmed in time, or that the
 broker refused (any PUBACK reason but plain success, "no matching subscribers"
 included), are sent again with a growing delay; writes downstream are
-idempotent, so a resend is harmless. The connection is the shared MQTT session
-(``takt_common.mqtt``: TLS, auth, capped reconnect backoff) with a clean start:
-on each new connection the whole pending backlog is sent again from the oldest
-event, in order. Events whose device time lies more than
+idempotent, so a resend is harmless. Every connection is a fresh paho client
+with a clean session: on reconnect the whole pending backlog is sent again from
+the oldest event, in order. Events whose device time lies more than
 ``historical_after_s`` behind the station's clock when sent are flagged
 ``historical``.
 """
@@ -24,14 +23,23 @@ import contextlib
 import heapq
 import json
 import logging
+import ssl
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from edge_agent.backoff import Backoff
 from edge_agent.config import GatewayConfig
 from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import Outbox
-from takt_common.mqtt import Hooks, Message, MqttError, MqttSession, Will
+from takt_common.mqtt import tls_context
 from takt_wire import ContractError
 from takt_wire.acks import decode_ack
 from takt_wire.signing import SIGNATURE_PROPERTY, sign
@@ -82,8 +90,7 @@ class Publisher:
         with one message per event there are as many entries as events)."""
         self._cursor = -1
         self._session = 0
-        """Generation of the session's connection our in-flight state belongs to."""
-        self._mqtt: MqttSession | None = None
+        self._client: mqtt.Client | None = None
         self.connected = False
         secret = config.signing_key
         self._signing_key = secret.get_secret_value().encode() if secret else None
@@ -92,56 +99,72 @@ class Publisher:
         """New events were committed."""
         self._wake.set()
 
-    # -- the connection ----------------------------------------------------
+    # -- one connection -------------------------------------------------
 
-    def _make_session(self) -> MqttSession:
+    def _make_client(self, session: int, loop: asyncio.AbstractEventLoop) -> mqtt.Client:
         broker = self.config.broker
-        return MqttSession(
-            broker,
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
             client_id=broker.client_id or f"takt-agent-{self.config.agent_id}",
-            # Subscribed before any publish: confirmations must find us subscribed.
-            subscriptions=[self.acks_topic],
-            hooks=Hooks(
-                on_message=self._on_message,
-                on_connect=self._on_connect,
-                on_disconnect=self._on_disconnect,
-                on_puback=self._on_puback,
-            ),
-            max_inflight=self.config.publish.window,
-            will=Will(self.status_topic, self._status("offline"), qos=1, retain=True),
-            name="agent-broker",
+            protocol=mqtt.MQTTv5,
         )
+        client.max_inflight_messages_set(self.config.publish.window)
+        if broker.username:
+            password = broker.password.get_secret_value() if broker.password else None
+            client.username_pw_set(broker.username, password)
+        if broker.tls:  # the shared TLS setup: CA, client certificate, hostname check
+            client.tls_set_context(tls_context(broker))
+        client.will_set(self.status_topic, self._status("offline"), qos=1, retain=True)
+
+        def on_connect(c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+            if not reason.is_failure:
+                # Before any publish: confirmations must find us subscribed.
+                c.subscribe(self.acks_topic, options=SubscribeOptions(qos=1))
+            loop.call_soon_threadsafe(self._on_connect, session, not reason.is_failure, str(reason))
+
+        def on_disconnect(_c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+            loop.call_soon_threadsafe(self._on_disconnect, session, str(reason))
+
+        def on_publish(_c: Any, _u: Any, mid: int, reason: Any, _p: Any) -> None:
+            loop.call_soon_threadsafe(self._on_puback, session, mid, reason.value == 0, str(reason))
+
+        def on_message(_c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+            loop.call_soon_threadsafe(self._on_confirm, bytes(msg.payload))
+
+        client.on_connect = on_connect
+        client.on_disconnect = on_disconnect
+        client.on_publish = on_publish
+        client.on_message = on_message
+        return client
 
     def _status(self, status: str) -> bytes:
         return json.dumps(
             {"agent": self.config.agent_id, "boot": self.boot, "status": status}
         ).encode()
 
-    def _on_connect(self, generation: int, _session_present: bool) -> None:
-        """A new connection starts from scratch: the whole backlog is sent again."""
-        self._session = generation
-        self._forget_all()
-        self._cursor = -1
-        self.connected = True
-        self.metrics.broker_connected.set(1)
-        assert self._mqtt is not None
-        with contextlib.suppress(MqttError):
-            self._mqtt.publish(self.status_topic, self._status("online"), qos=1, retain=True)
-        self._wake.set()
+    def _on_connect(self, session: int, ok: bool, reason: str) -> None:
+        if session != self._session:
+            return
+        if ok:
+            self.connected = True
+            self.metrics.broker_connected.set(1)
+            log.info("connected to broker %s:%d", self.config.broker.host, self.config.broker.port)
+        else:
+            log.error("broker refused the connection: %s", reason)
+            self._lost.set()
+        self._up.set()
 
-    def _on_disconnect(self, generation: int, _reason: str) -> None:
+    def _on_disconnect(self, session: int, reason: str) -> None:
+        if session != self._session:
+            return
+        if self.connected:
+            log.warning("lost the broker connection: %s", reason)
         self.connected = False
         self.metrics.broker_connected.set(0)
-        self.metrics.reconnects.labels("broker").inc()
-        self._forget_all()
-        self._update_gauges()
-        self._wake.set()
+        self._lost.set()
 
-    def _on_message(self, message: Message) -> None:
-        self._on_confirm(message.payload)
-
-    def _on_puback(self, generation: int, mid: int, ok: bool, reason: str) -> None:
-        if generation != self._session:
+    def _on_puback(self, session: int, mid: int, ok: bool, reason: str) -> None:
+        if session != self._session:
             return
         sent = self._inflight.pop(mid, None)
         if sent is None:
@@ -232,7 +255,7 @@ class Publisher:
 
     # -- sending ----------------------------------------------------------
 
-    def _fill(self, client: MqttSession) -> bool:
+    def _fill(self, client: mqtt.Client) -> bool:
         """Send what is due again, then new events, within the window; False if publish failed."""
         cfg = self.config.publish
         now = time.monotonic()
@@ -262,7 +285,7 @@ class Publisher:
                 return False
         return True
 
-    def _send(self, client: MqttSession, rows: list[tuple[int, float, str]], attempts: int) -> int:
+    def _send(self, client: mqtt.Client, rows: list[tuple[int, float, str]], attempts: int) -> int:
         """Publish a prefix of rows that fits ``batch_max_bytes`` as one batch message;
         return how many rows it took (0: the publish failed)."""
         cfg = self.config.publish
@@ -286,17 +309,20 @@ class Publisher:
             f'{{"v":1,"agent":"{self.config.agent_id}","boot":"{self.boot}",'
             f'"sent_at":"{sent_at}","events":[{",".join(parts)}]}}'
         ).encode()
-        properties: list[tuple[str, str]] = []
+        properties = None
         if self._signing_key is not None:
+            properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
             key_id = cfg.signing_key_id
-            properties = [(SIGNATURE_PROPERTY, sign(payload, key_id, self._signing_key))]
-        try:
-            mid = client.publish(self.topic, payload, qos=1, user_properties=properties)
-        except MqttError as err:
-            log.warning("publish failed (%s); waiting for reconnect", err)
+            properties.UserProperty = [
+                (SIGNATURE_PROPERTY, sign(payload, key_id, self._signing_key))
+            ]
+        info = client.publish(self.topic, payload, qos=1, properties=properties)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            log.warning("publish failed (%s); waiting for reconnect", mqtt.error_string(info.rc))
+            self._lost.set()
             return 0
         first, last = used[0][0], used[-1][0]
-        self._inflight[mid] = _Sent(first, last, len(used), historical, attempts)
+        self._inflight[info.mid] = _Sent(first, last, len(used), historical, attempts)
         self.unconfirmed += len(used)
         self._cursor = max(self._cursor, last)
         self._update_gauges()
@@ -307,22 +333,65 @@ class Publisher:
             return None
         return max(0.05, self._due[0][0] - time.monotonic())
 
-    async def run(self) -> None:
-        """Publish forever; the session reconnects with capped, jittered backoff."""
-        self._mqtt = session = self._make_session()
-        async with session:
-            while True:
-                await session.connected.wait()
+    async def _connection(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """One connection's life; True when it got connected at all."""
+        self._session += 1
+        self._up = asyncio.Event()
+        self._lost = asyncio.Event()
+        self._forget_all()
+        self._cursor = -1
+        client = self._make_client(self._session, loop)
+        broker = self.config.broker
+        self._client = client
+        try:
+            await asyncio.to_thread(client.connect, broker.host, broker.port, broker.keepalive_s)
+        except (OSError, ssl.SSLError) as err:
+            log.warning("cannot reach broker %s:%d: %s", broker.host, broker.port, err)
+            return False
+        client.loop_start()
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._up.wait(), timeout=15)
+            if not self.connected:
+                return False
+            client.publish(self.status_topic, self._status("online"), qos=1, retain=True)
+            while not self._lost.is_set():
                 self._wake.clear()
-                if not self._fill(session):
-                    await asyncio.sleep(0.1)  # the session is noticing the lost connection
-                    continue
+                if not self._fill(client):
+                    break
                 if self.outbox.pending == 0 and not self._inflight:
                     self._idle.set()
                 else:
                     self._idle.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._next_due())
+                waiters = [asyncio.ensure_future(e.wait()) for e in (self._wake, self._lost)]
+                try:
+                    await asyncio.wait(
+                        waiters, timeout=self._next_due(), return_when=asyncio.FIRST_COMPLETED
+                    )
+                finally:
+                    for waiter in waiters:
+                        waiter.cancel()
+            return True
+        finally:
+            self._session += 1  # late callbacks of this client are ignored from now on
+            self.connected = False
+            self.metrics.broker_connected.set(0)
+            self._forget_all()
+            self._update_gauges()
+            client.disconnect()
+            await asyncio.to_thread(client.loop_stop)
+            self._client = None
+
+    async def run(self) -> None:
+        """Publish forever, reconnecting with capped, jittered backoff."""
+        loop = asyncio.get_running_loop()
+        broker = self.config.broker
+        backoff = Backoff(base=broker.reconnect_min_s, cap=broker.reconnect_max_s)
+        while True:
+            if await self._connection(loop):
+                backoff.reset()
+            self.metrics.reconnects.labels("broker").inc()
+            await asyncio.sleep(backoff.next_delay())
 
     async def flush(self, within_s: float) -> bool:
         """Wait until every committed event is confirmed stored (or ``within_s`` passed)."""
@@ -338,9 +407,8 @@ class Publisher:
 
     async def announce_offline(self) -> None:
         """Clean shutdown: say offline ourselves (a clean disconnect sends no will)."""
-        session = self._mqtt
-        if session is not None and self.connected:
-            with contextlib.suppress(MqttError, TimeoutError):
-                await session.publish_confirmed(
-                    self.status_topic, self._status("offline"), qos=1, retain=True, timeout_s=3.0
-                )
+        client = self._client
+        if client is not None and self.connected:
+            info = client.publish(self.status_topic, self._status("offline"), qos=1, retain=True)
+            with contextlib.suppress(RuntimeError, ValueError):
+                await asyncio.to_thread(info.wait_for_publish, 3.0)
