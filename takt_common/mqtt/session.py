@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import random
 import socket
 import ssl
 import threading
@@ -43,6 +42,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from takt_common.backoff import Backoff
 from takt_common.mqtt.errors import (
     MqttCodeError,
     MqttConfigError,
@@ -169,7 +169,6 @@ class MqttSession:
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._attempt = 0
         self._tasks: set[asyncio.Future[Any]] = set()
 
     # -- life cycle -----------------------------------------------------------------------
@@ -302,17 +301,14 @@ class MqttSession:
     # -- connections ----------------------------------------------------------------------
 
     async def _run(self) -> None:
+        backoff = Backoff(base=self.settings.reconnect_min_s, cap=self.settings.reconnect_max_s)
         while not self._closing:
             if await self._connection():
-                self._attempt = 0
+                backoff.reset()
             if self._closing:
                 return
-            step = min(
-                self.settings.reconnect_max_s, self.settings.reconnect_min_s * 2**self._attempt
-            )
-            self._attempt = min(self._attempt + 1, 30)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), random.uniform(step / 2, step))
+                await asyncio.wait_for(self._stop.wait(), backoff.next_delay())
 
     def _connect_properties(self) -> Properties | None:
         if self._protocol != 5:
