@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from takt_common.errors import ConfigError as ConfigError
+from takt_common.mqtt import MqttSettings as SharedMqttSettings
 from takt_common.settings import TaktSettings
 from takt_common.settings import load_settings as load_file_settings
 from takt_store.settings import InfluxSettings as InfluxSettings
@@ -30,20 +31,16 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class MqttSettings(_Section):
-    host: str = "127.0.0.1"
-    port: int = Field(default=1883, gt=0, lt=65536)
+class MqttSettings(SharedMqttSettings):
+    """The shared broker settings (``takt_common.mqtt``) plus the collector's own."""
+
     client_id: str = Field(default="takt-collector-1", min_length=1, max_length=64)
     """Stable per collector instance: the broker keeps its session (and unacked messages)."""
     group: str = Field(default="takt-collector", pattern=r"^[A-Za-z0-9_.\-]+$")
     site: str = "+"
-    username: str | None = None
-    password: SecretStr | None = None
-    keepalive_s: int = Field(default=30, ge=5)
     receive_maximum: int = Field(default=64, ge=1, le=65535)
     """Unacknowledged messages the broker may have in flight to us (flow control)."""
     session_expiry_s: int = Field(default=86_400, ge=0)
-    tls_ca_file: Path | None = None
     reconnect_min_s: float = Field(default=0.2, gt=0, le=60)
     reconnect_max_s: float = Field(default=2.0, gt=0, le=300)
     """Capped backoff: the subscription is the only thing that keeps the broker from
@@ -118,6 +115,7 @@ class CollectorSettings(TaktSettings):
 
     @model_validator(mode="after")
     def _credentials(self) -> CollectorSettings:
+        self.mqtt.refuse_insecure(self.environment, "mqtt")
         if self.environment == "development":
             return self
         missing = []

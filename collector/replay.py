@@ -7,20 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from datetime import UTC, datetime
-
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from collector.config import CollectorSettings
 from collector.dlq import DeadLetter, DeadLetterStore
+from takt_common.mqtt import MqttError, MqttSession
 from takt_store.client import InfluxClient
 from takt_store.errors import InfluxError
 from takt_wire import Batch, decode_event, encode_batch
 from takt_wire.signing import SIGNATURE_PROPERTY, key_agent, sign
 from takt_wire.topics import events_topic
+
+log = logging.getLogger(__name__)
 
 
 def republication(letter: DeadLetter, settings: CollectorSettings) -> tuple[str, bytes, str | None]:
@@ -82,38 +81,31 @@ async def _write_points_async(settings: CollectorSettings, letters: list[DeadLet
 
 
 def _publish(settings: CollectorSettings, letters: list[DeadLetter]) -> list[int]:
+    return asyncio.run(_publish_async(settings, letters))
+
+
+async def _publish_async(settings: CollectorSettings, letters: list[DeadLetter]) -> list[int]:
+    """Publish on the shared session (TLS and auth as the collector's); a letter counts
+    as replayed only on a PUBACK of plain success (not "not authorized", not "no
+    matching subscribers")."""
     m = settings.mqtt
-    client = paho.Client(
-        callback_api_version=CallbackAPIVersion.VERSION2,
-        client_id=f"{m.client_id}-replay",
-        protocol=paho.MQTTv5,
-    )
-    if m.username:
-        client.username_pw_set(m.username, m.password.get_secret_value() if m.password else None)
-    # paho reports a publish as "published" whatever the broker answered; only a plain
-    # success counts (not "not authorized", not "no matching subscribers").
-    answers: dict[int, int] = {}
-
-    def on_publish(_c: object, _u: object, mid: int, reason: object, _p: object) -> None:
-        answers[mid] = int(getattr(reason, "value", 0))
-
-    client.on_publish = on_publish
-    client.connect(m.host, m.port, keepalive=m.keepalive_s)
-    client.loop_start()
-    done = []
-    try:
+    session = MqttSession(m, client_id=f"{m.client_id}-replay"[:64], name="dlq-replay")
+    done: list[int] = []
+    async with session:
+        await session.wait_connected(m.connect_timeout_s)
         pending = []
         for letter in letters:
             topic, payload, signature = republication(letter, settings)
-            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-            if signature:
-                props.UserProperty = [(SIGNATURE_PROPERTY, signature)]
-            pending.append((letter.id, client.publish(topic, payload, qos=1, properties=props)))
-        for letter_id, info in pending:
-            info.wait_for_publish(timeout=30)
-            if info.is_published() and answers.get(info.mid) == 0:
+            props = [(SIGNATURE_PROPERTY, signature)] if signature else []
+            sent = session.publish_confirmed(
+                topic, payload, qos=1, user_properties=props, timeout_s=30
+            )
+            pending.append((letter.id, asyncio.ensure_future(sent)))
+        for letter_id, answer in pending:
+            try:
+                await answer
+            except (MqttError, TimeoutError) as err:
+                log.warning("letter %d not replayed: %s", letter_id, err)
+            else:
                 done.append(letter_id)
-    finally:
-        client.disconnect()
-        client.loop_stop()
     return done

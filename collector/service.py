@@ -131,7 +131,7 @@ class Collector:
                         log.warning("rollups not refreshed at shutdown; the next start does them")
         finally:
             if self._consumer is not None:
-                self._consumer.stop()
+                await self._consumer.stop()
             await status.close()
             await self.writer.aclose()
             self.dlq.close()

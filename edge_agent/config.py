@@ -23,6 +23,7 @@ from edge_agent.sources.connection import ConnectionModel, rebased
 from edge_agent.sources.registry import protocols
 from takt_common.errors import ConfigError as ConfigError
 from takt_common.errors import Problem
+from takt_common.mqtt import MqttSettings
 from takt_common.settings import TaktSettings, did_you_mean, load_settings
 from takt_common.yamlfile import Document, read_yaml
 from takt_wire.batch import MAX_BATCH_EVENTS, MAX_PAYLOAD_BYTES
@@ -42,19 +43,12 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class BrokerConfig(_Strict):
-    host: str = "127.0.0.1"
-    port: int = Field(default=1883, ge=1, le=65535)
-    tls: bool = False
-    ca_file: Path | None = None
-    username: str | None = None
-    password: SecretStr | None = Field(default=None, description="Env only.")
+class BrokerConfig(MqttSettings):
+    """The shared broker settings (``takt_common.mqtt``): host, port, TLS, auth, backoff."""
+
     allow_anonymous: bool = Field(
         default=False, description="Must be set explicitly to connect without a username."
     )
-    client_id: str | None = None
-    keepalive: int = Field(default=30, ge=5)
-    reconnect_max_s: float = Field(default=15.0, gt=0)
 
     @model_validator(mode="after")
     def _no_anonymous_by_accident(self) -> BrokerConfig:
@@ -63,6 +57,7 @@ class BrokerConfig(_Strict):
                 "no username: set broker.username (password from env) "
                 "or broker.allow_anonymous: true for a test broker"
             )
+        self.refuse_insecure("production", "broker")
         return self
 
 
@@ -285,7 +280,8 @@ def load_config(path: Path) -> tuple[GatewayConfig, dict[str, DeviceProfile]]:
     if config is None or problems:
         raise ConfigError(problems)
     base = path.resolve().parent
-    for holder, attr in ((config, "roster"), (config.outbox, "path"), (config.broker, "ca_file")):
+    broker_files = [(config.broker, name) for name in ("ca_file", "cert_file", "key_file")]
+    for holder, attr in ((config, "roster"), (config.outbox, "path"), *broker_files):
         path_here = rebased(getattr(holder, attr), base)
         if path_here is not None:
             setattr(holder, attr, path_here)

@@ -39,6 +39,7 @@ from edge_agent.config import GatewayConfig
 from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import Outbox
 from takt_common.backoff import Backoff
+from takt_common.mqtt import tls_context
 from takt_wire import ContractError
 from takt_wire.acks import decode_ack
 from takt_wire.signing import SIGNATURE_PROPERTY, sign
@@ -111,11 +112,8 @@ class Publisher:
         if broker.username:
             password = broker.password.get_secret_value() if broker.password else None
             client.username_pw_set(broker.username, password)
-        if broker.tls:
-            client.tls_set(
-                ca_certs=str(broker.ca_file) if broker.ca_file else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
+        if broker.tls:  # the shared TLS setup: CA, client certificate, hostname check
+            client.tls_set_context(tls_context(broker))
         client.will_set(self.status_topic, self._status("offline"), qos=1, retain=True)
 
         def on_connect(c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
@@ -346,7 +344,7 @@ class Publisher:
         broker = self.config.broker
         self._client = client
         try:
-            await asyncio.to_thread(client.connect, broker.host, broker.port, broker.keepalive)
+            await asyncio.to_thread(client.connect, broker.host, broker.port, broker.keepalive_s)
         except (OSError, ssl.SSLError) as err:
             log.warning("cannot reach broker %s:%d: %s", broker.host, broker.port, err)
             return False
@@ -387,7 +385,8 @@ class Publisher:
     async def run(self) -> None:
         """Publish forever, reconnecting with capped, jittered backoff."""
         loop = asyncio.get_running_loop()
-        backoff = Backoff(base=0.2, cap=self.config.broker.reconnect_max_s)
+        broker = self.config.broker
+        backoff = Backoff(base=broker.reconnect_min_s, cap=broker.reconnect_max_s)
         while True:
             if await self._connection(loop):
                 backoff.reset()

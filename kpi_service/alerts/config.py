@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from takt_common.mqtt import MqttSettings
 from takt_common.settings import TaktSettings
 from takt_store.settings import InfluxSettings
 from takt_wire.admission import DEFAULT_MAX_FUTURE_S, DEFAULT_MAX_PAST_S, Policy
@@ -26,6 +27,28 @@ class SmtpSettings(BaseModel):
     username: str | None = None
     password: SecretStr | None = None
     timeout_s: float = Field(default=10.0, gt=0)
+
+
+class AlertMqttSettings(MqttSettings):
+    """The engine's broker session (``TAKT_ALERTS_MQTT__HOST``, ``..._MQTT__CA_FILE``)."""
+
+    client_id: str | None = Field(default="takt-alerts", max_length=64)
+    group: str = Field(default="takt-alerts", pattern=r"^[A-Za-z0-9_\-]+$")
+    reconnect_min_s: float = Field(default=1.0, gt=0, le=60)
+    reconnect_max_s: float = Field(default=30.0, gt=0, le=300)
+    session_expiry_s: int = Field(
+        default=3600, ge=0, description="The broker keeps our queue this long while we restart."
+    )
+    receive_maximum: int = Field(
+        default=100,
+        ge=1,
+        le=65535,
+        description="Batches unacknowledged at once; bounds the in-process queue (manual acks).",
+    )
+
+
+_FLAT_MQTT = ("host", "port", "username", "password", "group", "client_id")
+"""Older flat names (``TAKT_ALERTS_MQTT_HOST``) still accepted, folded into ``mqtt``."""
 
 
 class AlertSettings(TaktSettings):
@@ -49,12 +72,13 @@ class AlertSettings(TaktSettings):
     rules_file: Path = Path("config/alert-rules.yaml")
     state_db: Path = Path("var/kpi/alerts.sqlite")
 
-    mqtt_host: str = "127.0.0.1"
-    mqtt_port: int = Field(default=1883, ge=1, le=65535)
-    mqtt_username: str | None = None
-    mqtt_password: SecretStr | None = None
-    mqtt_group: str = Field(default="takt-alerts", pattern=r"^[A-Za-z0-9_\-]+$")
-    mqtt_client_id: str = "takt-alerts"
+    mqtt: AlertMqttSettings = Field(default_factory=AlertMqttSettings)
+    mqtt_host: str | None = Field(default=None, description="Deprecated: mqtt.host.")
+    mqtt_port: int | None = Field(default=None, description="Deprecated: mqtt.port.")
+    mqtt_username: str | None = Field(default=None, description="Deprecated: mqtt.username.")
+    mqtt_password: SecretStr | None = Field(default=None, description="Deprecated: mqtt.password.")
+    mqtt_group: str | None = Field(default=None, description="Deprecated: mqtt.group.")
+    mqtt_client_id: str | None = Field(default=None, description="Deprecated: mqtt.client_id.")
     site: str = Field(default="+", description="Site to watch ('+' = every site).")
 
     influx: InfluxSettings | None = Field(
@@ -88,8 +112,24 @@ class AlertSettings(TaktSettings):
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     board_window_minutes: float = Field(default=15.0, gt=0)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _fold_flat_mqtt(cls, data: Any) -> Any:
+        """``mqtt_host: x`` (the names before the shared session) means ``mqtt.host: x``."""
+        if not isinstance(data, dict):
+            return data
+        flat = {name: data.pop(f"mqtt_{name}") for name in _FLAT_MQTT if f"mqtt_{name}" in data}
+        flat = {name: value for name, value in flat.items() if value is not None}
+        if flat:
+            section = data.get("mqtt") or {}
+            if isinstance(section, BaseModel):
+                section = section.model_dump(exclude_unset=True)
+            data = {**data, "mqtt": {**flat, **section}}
+        return data
+
     @model_validator(mode="after")
     def _keys_when_required(self) -> AlertSettings:
+        self.mqtt.refuse_insecure("production", "TAKT_ALERTS_MQTT__")
         if self.require_signature and not self.signing_keys:
             raise ValueError("require_signature needs signing_keys (TAKT_ALERTS_SIGNING_KEYS)")
         if any(not key.get_secret_value() for key in self.signing_keys.values()):

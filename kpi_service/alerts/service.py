@@ -130,12 +130,7 @@ class AlertService:
             self.rebuilt = replay(self.engine, found, self.clock())
             log.info("alert windows rebuilt from %d InfluxDB points", self.rebuilt)
         link = self._link = MqttLink(
-            s.mqtt_host,
-            s.mqtt_port,
-            client_id=s.mqtt_client_id,
-            subscription=shared(s.mqtt_group, events_filter(s.site)),
-            username=s.mqtt_username,
-            password=s.mqtt_password.get_secret_value() if s.mqtt_password else None,
+            s.mqtt, subscription=shared(s.mqtt.group, events_filter(s.site))
         )
         self.channels = build_channels(self.rules.channels, self._context())
         await link.start()

@@ -1,8 +1,9 @@
-"""Device-native MQTT topics (paho-mqtt): persistent session, QoS 1, ack after commit.
+"""Device-native MQTT topics: persistent session, QoS 1, ack after commit.
 
-The session is persistent (fixed client id, clean_session false) and messages are
-acknowledged manually, only after the readings they carry are committed to the
-outbox: if the agent dies in between, the broker redelivers them.
+Runs on the shared session (``takt_common.mqtt``) in MQTT 3.1.1, which device
+brokers speak: persistent (fixed client id, clean_session false), and messages
+are acknowledged manually, only after the readings they carry are committed to
+the outbox: if the agent dies in between, the broker redelivers them.
 """
 
 from __future__ import annotations
@@ -12,17 +13,16 @@ import hashlib
 import json
 import logging
 import re
-import threading
-from typing import Any
+from collections.abc import Callable
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from pydantic import SecretStr
 
 from edge_agent.config import GatewayConfig
 from edge_agent.mapping import RawReading
 from edge_agent.metrics import AgentMetrics
 from edge_agent.sources.base import Binding, Sink
 from edge_agent.sources.mqtt.models import MqttBinding, MqttConnection
+from takt_common.mqtt import Hooks, Message, MqttSession, MqttSettings
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +55,6 @@ class MqttSource:
                 self.routes.append((topic_regex(template, st.line, st.id), st.id))
         digest = hashlib.sha256(self.name.encode()).hexdigest()[:8]
         self.client_id = conn.client_id or f"takt-agent-{config.agent_id}-{digest}"
-        self._stopping = False
-        self._pending = threading.BoundedSemaphore(MAX_PENDING)
         self.connected = asyncio.Event()
 
     def route(self, topic: str) -> str | None:
@@ -65,74 +63,71 @@ class MqttSource:
                 return station
         return None
 
-    async def run(self, sink: Sink) -> None:
-        loop = asyncio.get_running_loop()
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            clean_session=False,
-            protocol=mqtt.MQTTv311,
-            manual_ack=True,
+    def settings(self) -> MqttSettings:
+        """The station connection as shared session settings."""
+        password = self.conn.password()
+        return MqttSettings(
+            host=self.conn.host,
+            port=self.conn.port,
+            username=self.conn.username,
+            password=SecretStr(password) if password is not None else None,
+            tls=self.conn.tls,
+            keepalive_s=30,
+            reconnect_min_s=1.0,
+            reconnect_max_s=30.0,
         )
-        if self.conn.username:
-            client.username_pw_set(self.conn.username, self.conn.password())
-        if self.conn.tls:
-            client.tls_set()
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
-        gauge = self.metrics.source_connected.labels(self.name)
 
-        def on_connect(c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-            if reason.is_failure:
-                log.warning("%s refused the connection: %s", self.name, reason)
-                return
+    async def run(self, sink: Sink) -> None:
+        gauge = self.metrics.source_connected.labels(self.name)
+        session: MqttSession
+
+        def on_connect(_generation: int, _present: bool) -> None:
             gauge.set(1)
             log.info("%s connected; subscribing %d topics", self.name, len(self.subscriptions))
-            c.subscribe([(t, 1) for t in self.subscriptions])
 
-        def on_subscribe(_c: Any, _u: Any, _mid: int, _codes: Any, _p: Any) -> None:
-            loop.call_soon_threadsafe(self.connected.set)
+        def on_subscribe(_ok: bool, _reasons: str) -> None:
+            self.connected.set()
 
-        def on_disconnect(_c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-            loop.call_soon_threadsafe(self.connected.clear)
+        def on_disconnect(_generation: int, reason: str) -> None:
+            self.connected.clear()
             gauge.set(0)
             self.metrics.reconnects.labels(self.name).inc()
-            if not self._stopping:
-                log.warning("%s disconnected: %s", self.name, reason)
 
-        def on_message(c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        async def on_message(message: Message) -> None:
             def ack() -> None:
-                c.ack(msg.mid, msg.qos)
+                session.ack(message)
 
-            raw = self._decode(msg)
+            await self._deliver(sink, self._decode(message), ack)
+
+        session = MqttSession(
+            self.settings(),
+            client_id=self.client_id,
+            subscriptions=self.subscriptions,
+            hooks=Hooks(
+                on_message=on_message,
+                on_connect=on_connect,
+                on_disconnect=on_disconnect,
+                on_subscribe=on_subscribe,
+            ),
+            manual_ack=True,
+            clean_start=False,
             # Backpressure without a round trip per message: the network thread only
             # waits when MAX_PENDING messages are on their way to the outbox, so one
             # commit (one fsync) covers many messages.
-            while not self._pending.acquire(timeout=0.5):
-                if self._stopping:
-                    return
-            future = asyncio.run_coroutine_threadsafe(self._deliver(sink, raw, ack), loop)
-            future.add_done_callback(lambda _f: self._pending.release())
-
-        client.on_connect = on_connect
-        client.on_disconnect = on_disconnect
-        client.on_subscribe = on_subscribe
-        client.on_message = on_message
-        client.connect_async(self.conn.host, self.conn.port, keepalive=30)
-        client.loop_start()
-        try:
+            max_pending=MAX_PENDING,
+            protocol=311,
+            name=self.name,
+        )
+        async with session:
             await asyncio.Event().wait()
-        finally:
-            self._stopping = True
-            client.disconnect()
-            await asyncio.to_thread(client.loop_stop)
 
-    async def _deliver(self, sink: Sink, raw: RawReading | None, ack: Any) -> None:
+    async def _deliver(self, sink: Sink, raw: RawReading | None, ack: Callable[[], None]) -> None:
         if raw is None:
             ack()  # nothing to keep from a message we cannot read; it was counted and logged
             return
         await sink([raw], ack)
 
-    def _decode(self, msg: mqtt.MQTTMessage) -> RawReading | None:
+    def _decode(self, msg: Message) -> RawReading | None:
         station = self.route(msg.topic)
         if station is None:
             log.warning("%s: message on unexpected topic %s", self.name, msg.topic)
