@@ -8,21 +8,30 @@ events that went in, historical flag included, and its signature verifies.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import tempfile
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent.attribution import StationInfo, StationTracker, WorkerResolver
 from edge_agent.batching import compose
+from edge_agent.config import BrokerConfig, GatewayConfig, PublishConfig, StationConfig
 from edge_agent.mapping import RawReading, map_reading
+from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import FORMAT, Outbox
 from edge_agent.profile import load_profiles
+from edge_agent.publisher import Publisher
+from takt_cli.localservices import Mosquitto
 from takt_wire import (
     EventBase,
     SessionEvent,
@@ -31,7 +40,9 @@ from takt_wire import (
     WorkEvent,
     decode_batch,
 )
-from takt_wire.signing import verify
+from takt_wire.acks import encode_ack, seq_ranges
+from takt_wire.signing import SIGNATURE_PROPERTY, verify
+from takt_wire.topics import acks_topic, events_topic
 from tests.wire.strategies import events
 
 PROFILES = load_profiles(Path(__file__).resolve().parents[2] / "device_profiles")
@@ -234,3 +245,74 @@ def test_a_batch_stops_at_the_byte_limit_and_the_rest_follows() -> None:
         max_bytes=4096,
     )
     assert rest.first == first.last + 1
+
+
+class Collector:
+    """Stands in for the collector on a real broker: keeps each batch with its signature
+    and confirms the sequence numbers it read (with the standard library's json)."""
+
+    def __init__(self, port: int) -> None:
+        self.received: list[tuple[bytes, str | None]] = []
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe(events_topic("site1", "gw-1"), qos=1)
+        self.client.loop_start()
+
+    def _on_message(self, client: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        props = dict(getattr(msg.properties, "UserProperty", None) or [])
+        self.received.append((bytes(msg.payload), props.get(SIGNATURE_PROPERTY)))
+        seqs = [event["seq"] for event in json.loads(msg.payload)["events"]]
+        for ack in encode_ack("gw-1", seq_ranges(seqs), "test-collector"):
+            client.publish(acks_topic("site1", "gw-1"), ack, qos=1)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+@pytest.mark.integration
+async def test_an_old_outbox_drains_signed_through_a_real_broker(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    path = tmp_path / "outbox.db"
+    created = time.time() - 3600  # waited an hour: historical
+    old_outbox(path, [(40 + i, created, body) for i, body in enumerate(OLD_BODIES)])
+    box = Outbox(path, agent="gw-1", boot="b1")
+    config = GatewayConfig(
+        agent_id="gw-1",
+        site="site1",
+        broker=BrokerConfig(port=mosquitto.port, allow_anonymous=True),
+        signing=True,
+        signing_key=KEY.decode(),
+        publish=PublishConfig(signing_key_id=KEY_ID),
+        stations=[
+            StationConfig.model_validate(
+                {"id": "S1", "line": "L1", "profile": "takt-sim-counter"}
+                | {"connection": {"type": "mqtt"}}
+            )
+        ],
+    )
+    live = with_identity(UnitEvent(**WHERE, **ME, worker="w1", ts=T0, seq=0, outcome="good"))
+    box.commit([live], {})
+    collector = Collector(mosquitto.port)
+    publisher = Publisher(config, box, AgentMetrics(), "b1")
+    task = asyncio.create_task(publisher.run())
+    try:
+        assert await publisher.flush(within_s=30), "the collector confirmed everything"
+    finally:
+        task.cancel()
+        collector.close()
+    assert box.pending == 0
+    decoded = []
+    for payload, signature in collector.received:
+        assert verify(payload, signature, {KEY_ID: KEY}) == KEY_ID
+        decoded += decode_batch(payload).events
+    assert [(e.seq, e.kind, e.historical) for e in decoded] == [
+        (40, "session", True),
+        (41, "unit", True),
+        (43, "work", True),
+        (44, "unit", False),
+    ]
+    assert decoded[-1] == live.model_copy(update={"seq": 44})
+    box.close()
