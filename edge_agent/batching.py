@@ -50,19 +50,20 @@ def compose(
     if not rows:
         raise ValueError("a batch needs at least one event")
     late = now - historical_after_s
-    parts: list[bytes] = []
-    size = 0
-    historical = 0
-    for _seq, happened, body in rows:
-        flagged = happened < late
-        if flagged:
-            body = flag_historical(body)
-        if parts and size + len(body) > max_bytes:
-            break
-        parts.append(body)
-        size += len(body) + 1
-        historical += flagged
+    flags = [happened < late for _seq, happened, _body in rows]
+    parts = [
+        flag_historical(row[2]) if old else row[2] for row, old in zip(rows, flags, strict=True)
+    ]
+    used = len(parts)
+    if sum(map(len, parts)) + used - 1 > max_bytes:  # rare: keep the prefix that fits
+        size = 0
+        for index, body in enumerate(parts):
+            if index and size + len(body) > max_bytes:
+                used = index
+                break
+            size += len(body) + 1
+        del parts[used:]
+    historical = sum(flags[:used])
     data = encode_envelope(agent, boot, datetime.fromtimestamp(now, UTC), parts)
     signature = sign(data, key[0], key[1]) if key is not None else None
-    used = len(parts)
     return Payload(data, used, rows[0][0], rows[used - 1][0], historical, signature)

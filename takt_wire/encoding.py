@@ -48,11 +48,9 @@ def flag_historical(encoded: bytes) -> bytes:
     Raises ValueError for bytes that are not a canonical event encoding (no
     ``historical`` field): guessing where to put the flag could corrupt the event.
     """
-    head, found, tail = encoded.partition(_LIVE)
-    if found:
-        return head + _HISTORICAL + tail
-    if _HISTORICAL in encoded:
-        return encoded
+    flagged = encoded.replace(_LIVE, _HISTORICAL, 1)
+    if len(flagged) < len(encoded) or _HISTORICAL in encoded:  # "true" is one byte shorter
+        return flagged
     raise ValueError("not a canonical event encoding: it has no historical field")
 
 
@@ -62,7 +60,7 @@ def encode_envelope(agent: str, boot: str, sent_at: datetime, events: Sequence[b
     Produces the same bytes as the :class:`takt_wire.Batch` model would, at the
     cost of a few joins; raises :class:`ContractError` (``oversized``) past 1 MiB.
     """
-    payload = b"".join(
+    head = b"".join(
         (
             _HEAD,
             json.dumps(agent).encode(),
@@ -71,10 +69,15 @@ def encode_envelope(agent: str, boot: str, sent_at: datetime, events: Sequence[b
             b',"sent_at":',
             _time_json(sent_at),
             b',"events":[',
-            b",".join(events),
-            b"]}",
         )
     )
+    if events:  # one join over the events (the payload is copied once, not twice)
+        parts = list(events)
+        parts[0] = head + parts[0]
+        parts[-1] += b"]}"
+        payload = b",".join(parts)
+    else:
+        payload = head + b"]}"
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise ContractError(
             "oversized", f"encoded batch of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}"
