@@ -34,8 +34,9 @@ system-deps:
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	@echo "venv: installing Python dependencies into $(VENV) (log: $(VENV)/pip.log)"
+	@{ $(BIN)/pip install --upgrade pip && $(BIN)/pip install -e '.[dev]'; } >$(VENV)/pip.log 2>&1 \
+	  || { tail -n 60 $(VENV)/pip.log >&2; echo "venv: pip install failed (whole log: $(VENV)/pip.log)" >&2; exit 1; }
 	@touch $(STAMP)
 
 venv: $(STAMP)

@@ -20,6 +20,7 @@ from kpi_service.core.apikeys import KeyStore, Principal, Refused
 from kpi_service.core.audit import AuditLog
 from kpi_service.core.config import Settings, load_settings
 from kpi_service.influx import InfluxReader
+from kpi_service.scores.closing import PeriodBook
 from kpi_service.scores.external import ExternalStore
 from kpi_service.scores.registry import SchemeRegistry
 from kpi_service.scores.targets import TargetStore
@@ -83,6 +84,7 @@ def create_app(
     app.state.audit = AuditLog(app.state.store)
     app.state.schemes = SchemeRegistry(app.state.store)
     app.state.externals = ExternalStore(app.state.store)
+    app.state.closes = PeriodBook(app.state.store)
     app.state.targets = TargetStore(app.state.store)
     # Usable without the lifespan too (e.g. API fuzzers driving the ASGI app directly).
     app.state.influx = InfluxReader(settings)

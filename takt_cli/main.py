@@ -32,6 +32,26 @@ COMPONENTS: dict[str, tuple[str, str]] = {
 }
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"takt {version('takt')}")
+        except PackageNotFoundError:
+            typer.echo("takt (not installed as a package: version unknown)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Takt: objective shop-floor KPIs measured from line sensors."""
+
+
 def _not_built(name: str, help_text: str) -> typer.Typer:
     stub = typer.Typer(help=f"{help_text} (not built yet)", no_args_is_help=False)
 

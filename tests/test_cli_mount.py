@@ -31,3 +31,16 @@ def test_the_agent_command_loads_the_agent_alone() -> None:
 
 def test_help_without_a_component_lists_them_all() -> None:
     assert {"edge_agent", "collector", "kpi_service"} <= loaded_by("--help")
+
+
+def test_version_prints_the_installed_package_version() -> None:
+    from importlib.metadata import version
+
+    out = subprocess.run(
+        [sys.executable, "-m", "takt_cli.main", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert out.stdout.strip() == f"takt {version('takt')}"

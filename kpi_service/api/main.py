@@ -8,6 +8,7 @@ from kpi_service.api.routes import (
     alerts,
     audit,
     calendar,
+    closes,
     distribution,
     external,
     kpis,
@@ -35,5 +36,6 @@ api_router.include_router(audit.router)
 api_router.include_router(alerts.router)
 api_router.include_router(schemes.router)
 api_router.include_router(scores.router)
+api_router.include_router(closes.router)
 api_router.include_router(external.router)
 api_router.include_router(targets.router)

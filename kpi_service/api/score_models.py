@@ -63,6 +63,11 @@ class ScoreOut(BaseModel):
     units: int
     reasons: list[str] = Field(description="Why the data is insufficient (empty when scored).")
     metrics: list[MetricScoreOut]
+    closed: str | None = Field(
+        None,
+        description="Content hash of the period close this score is frozen by; null while "
+        "the period is open (computed from the data as it is now).",
+    )
 
 
 class ScorePage(BaseModel):

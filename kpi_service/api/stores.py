@@ -1,4 +1,4 @@
-"""Dependencies for the relational store's repositories (schemes, external metrics)."""
+"""Dependencies for the relational store's repositories (schemes, external metrics, closes)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Annotated, cast
 
 from fastapi import Depends, Request
 
+from kpi_service.scores.closing import PeriodBook
 from kpi_service.scores.external import ExternalStore
 from kpi_service.scores.registry import SchemeRegistry
 
@@ -18,5 +19,10 @@ def get_externals(request: Request) -> ExternalStore:
     return cast(ExternalStore, request.app.state.externals)
 
 
+def get_closes(request: Request) -> PeriodBook:
+    return cast(PeriodBook, request.app.state.closes)
+
+
 RegistryDep = Annotated[SchemeRegistry, Depends(get_registry)]
 ExternalDep = Annotated[ExternalStore, Depends(get_externals)]
+ClosesDep = Annotated[PeriodBook, Depends(get_closes)]

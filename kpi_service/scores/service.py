@@ -12,7 +12,7 @@ import asyncio
 import itertools
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import anyio.to_thread
@@ -28,6 +28,9 @@ from kpi_service.scores.external import ExternalStore, StoredValue
 from kpi_service.scores.model import MEASURED, MetricDef, SchemeVersion
 from kpi_service.scores.registry import SchemeRegistry
 from kpi_service.scores.scoring import ScoreResult, measured_value, score
+
+if TYPE_CHECKING:
+    from kpi_service.scores.closing import PeriodBook
 
 EVIDENCE_FIELDS = (
     "units_good",
@@ -58,6 +61,8 @@ class WorkerScore:
     effective_hours: float
     units: int
     measured: dict[str, Any] = field(default_factory=dict)
+    closed: str | None = None
+    """The content hash of the close this score was frozen by (None: computed live)."""
 
 
 @dataclass
@@ -125,7 +130,16 @@ async def compute_scores(
     start: date,
     end: date,
     workers: list[str] | None = None,
+    closes: PeriodBook | None = None,
+    *,
+    raw_ids: bool = False,
 ) -> ScoreRun:
+    """Scores per worker and period; a closed period's come from its snapshot.
+
+    Without ``closes`` every period is computed live (what closing and the pending
+    deltas of a closed period need). ``raw_ids`` skips pseudonymisation: a snapshot
+    keeps the ids the store holds and is pseudonymised when read, like live scores.
+    """
     versions = await anyio.to_thread.run_sync(registry.versions, scheme)
     if not versions:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no scheme named {scheme!r}")
@@ -137,13 +151,21 @@ async def compute_scores(
     pseudo = pseudonymiser(settings)
     shown = set(workers) if workers else None
 
+    closed = (
+        await anyio.to_thread.run_sync(closes.in_force, scheme, [b.label for b, _ in periods])
+        if closes is not None
+        else {}
+    )
     scores: list[WorkerScore] = []
+    for closure in closed.values():
+        scores += closure.scores()
     for version, group in itertools.groupby(periods, key=lambda p: p[1]):
         if version is None:
             continue
-        buckets = [b for b, _ in group]
-        scores += await _score_segment(reader, settings, externals, version, buckets, tz)
-    if pseudo.enabled:
+        buckets = [b for b, _ in group if b.label not in closed]
+        if buckets:
+            scores += await _score_segment(reader, settings, externals, version, buckets, tz)
+    if pseudo.enabled and not raw_ids:
         for s in scores:
             s.worker = pseudo(s.worker)
     if shown is not None:

@@ -108,3 +108,24 @@ target_acks = Table(
     Column("recorded_by", String(128), nullable=False),
     UniqueConstraint("target_id", "worker", name="target_acks_once"),
 )
+
+period_closes = Table(
+    "period_closes",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("scheme", String(64), nullable=False),
+    Column("period", String(64), nullable=False, comment="Calendar label (YYYY-MM, week)"),
+    Column("first_day", Date, nullable=False),
+    Column("last_day", Date, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("workers", Integer, nullable=False),
+    Column("content_hash", String(64), nullable=False, comment="SHA-256 of snapshot"),
+    Column("snapshot", Text, nullable=False, comment="Canonical JSON of the frozen scores"),
+    Column("closed_at", DateTime(timezone=True), nullable=False),
+    Column("closed_by", String(128), nullable=False),
+    Column("open_key", String(32), nullable=False, comment="'' while in force, else the id"),
+    Column("reopened_at", DateTime(timezone=True), nullable=True),
+    Column("reopened_by", String(128), nullable=True),
+    Column("reopen_reason", Text, nullable=True),
+    UniqueConstraint("scheme", "period", "open_key", name="period_closes_one_in_force"),
+)

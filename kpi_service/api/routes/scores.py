@@ -27,10 +27,11 @@ from kpi_service.api.score_models import (
     ScoreOut,
     ScorePage,
 )
-from kpi_service.api.stores import ExternalDep, RegistryDep
+from kpi_service.api.stores import ClosesDep, ExternalDep, RegistryDep
 from kpi_service.core.apikeys import Principal
 from kpi_service.core.config import Settings
 from kpi_service.influx import InfluxReader
+from kpi_service.scores.closing import PeriodBook
 from kpi_service.scores.external import ExternalStore
 from kpi_service.scores.registry import SchemeRegistry
 from kpi_service.scores.service import ScoreRun, WorkerScore, compute_scores
@@ -62,16 +63,18 @@ def score_out(s: WorkerScore) -> ScoreOut:
         units=s.units,
         reasons=r.reasons,
         metrics=[MetricScoreOut(**vars(m)) for m in r.metrics],
+        closed=s.closed,
     )
 
 
 async def _run(
     reader: InfluxReader, settings: Settings, registry: SchemeRegistry,
     externals: ExternalStore, principal: Principal, scheme: str, start: date, end: date,
-    worker: list[str] | None,
+    worker: list[str] | None, closes: PeriodBook,
 ) -> ScoreRun:  # fmt: skip
+    """Closed periods come from their snapshots (see ``scores.closing``)."""
     return await compute_scores(
-        reader, settings, registry, externals, principal, scheme, start, end, worker
+        reader, settings, registry, externals, principal, scheme, start, end, worker, closes
     )
 
 
@@ -84,6 +87,7 @@ async def list_scores(
     reader: InfluxDep,
     registry: RegistryDep,
     externals: ExternalDep,
+    closes: ClosesDep,
     scheme: SchemeQ,
     start: date,
     end: date,
@@ -93,7 +97,9 @@ async def list_scores(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> ScorePage:
     limit = min(limit, settings.max_page_size)
-    run = await _run(reader, settings, registry, externals, principal, scheme, start, end, worker)
+    run = await _run(
+        reader, settings, registry, externals, principal, scheme, start, end, worker, closes
+    )
     scores = [s for s in run.scores if status is None or s.result.status == status]
     return ScorePage(
         items=[score_out(s) for s in scores[offset : offset + limit]],
@@ -115,12 +121,13 @@ async def worker_scores(
     reader: InfluxDep,
     registry: RegistryDep,
     externals: ExternalDep,
+    closes: ClosesDep,
     scheme: SchemeQ,
     start: date,
     end: date,
 ) -> ScoreEvidence:
     run = await _run(
-        reader, settings, registry, externals, principal, scheme, start, end, [worker_id]
+        reader, settings, registry, externals, principal, scheme, start, end, [worker_id], closes
     )
     return ScoreEvidence(
         worker=worker_id,
@@ -136,7 +143,7 @@ def _columns(run: ScoreRun) -> list[str]:
             if m.name not in names:
                 names.append(m.name)
     base = ["worker", "period", "start", "end", "scheme", "version", "status", "score", "band",
-            "effective_hours", "units", "reasons"]  # fmt: skip
+            "effective_hours", "units", "reasons", "closed"]  # fmt: skip
     return base + [f"{n}_{part}" for n in names for part in ("value", "points", "contribution")]
 
 
@@ -147,7 +154,7 @@ def _flat(s: WorkerScore) -> dict[str, Any]:
         "end": out.end.isoformat(), "scheme": out.scheme, "version": out.version,
         "status": out.status, "score": out.score, "band": out.band,
         "effective_hours": out.effective_hours, "units": out.units,
-        "reasons": "; ".join(out.reasons),
+        "reasons": "; ".join(out.reasons), "closed": out.closed or "",
     }  # fmt: skip
     for m in out.metrics:
         row[f"{m.name}_value"] = m.value
@@ -162,6 +169,28 @@ MEDIA = {
 }
 
 
+def render(run: ScoreRun, format: Literal["csv", "xlsx"]) -> bytes:
+    """One row per worker and period, as CSV or XLSX (also a closed period's payroll file)."""
+    columns = _columns(run)
+    rows = [_flat(s) for s in run.scores]
+    if format == "csv":
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        return text.getvalue().encode()
+    from openpyxl import Workbook
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("Scores")
+    sheet.append(columns)
+    for row in rows:
+        sheet.append([row.get(c) for c in columns])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
 @router.get(
     "/scores/export",
     summary="The same scores as a CSV or XLSX file (one row per worker and period)",
@@ -174,32 +203,17 @@ async def export_scores(
     reader: InfluxDep,
     registry: RegistryDep,
     externals: ExternalDep,
+    closes: ClosesDep,
     scheme: SchemeQ,
     start: date,
     end: date,
     format: Annotated[Literal["csv", "xlsx"], Query()] = "csv",
     worker: NameList = None,
 ) -> Response:
-    run = await _run(reader, settings, registry, externals, principal, scheme, start, end, worker)
-    columns = _columns(run)
-    rows = [_flat(s) for s in run.scores]
-    if format == "csv":
-        text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-        body = text.getvalue().encode()
-    else:
-        from openpyxl import Workbook
-
-        book = Workbook(write_only=True)
-        sheet = book.create_sheet("Scores")
-        sheet.append(columns)
-        for row in rows:
-            sheet.append([row.get(c) for c in columns])
-        buffer = io.BytesIO()
-        book.save(buffer)
-        body = buffer.getvalue()
+    run = await _run(
+        reader, settings, registry, externals, principal, scheme, start, end, worker, closes
+    )
+    body = render(run, format)
     name = f"takt-scores-{scheme}-{start.isoformat()}-{end.isoformat()}.{format}"
     return Response(
         body,
@@ -226,11 +240,14 @@ async def score_distribution(
     reader: InfluxDep,
     registry: RegistryDep,
     externals: ExternalDep,
+    closes: ClosesDep,
     scheme: SchemeQ,
     start: date,
     end: date,
 ) -> ScoreDistribution:
-    run = await _run(reader, settings, registry, externals, principal, scheme, start, end, None)
+    run = await _run(
+        reader, settings, registry, externals, principal, scheme, start, end, None, closes
+    )
     periods: list[PeriodDistribution] = []
     for bucket, version in run.periods:
         mine = [s for s in run.scores if s.period == bucket.label]
