@@ -23,6 +23,7 @@ from kpi_service.influx import InfluxReader
 from kpi_service.scores.closing import PeriodBook
 from kpi_service.scores.external import ExternalStore
 from kpi_service.scores.registry import SchemeRegistry
+from kpi_service.scores.roles import RoleBook
 from kpi_service.scores.targets import TargetStore
 from kpi_service.store.db import Database
 from kpi_service.store.legacy import import_legacy
@@ -85,6 +86,7 @@ def create_app(
     app.state.schemes = SchemeRegistry(app.state.store)
     app.state.externals = ExternalStore(app.state.store)
     app.state.closes = PeriodBook(app.state.store)
+    app.state.roles = RoleBook(app.state.store)
     app.state.targets = TargetStore(app.state.store)
     # Usable without the lifespan too (e.g. API fuzzers driving the ASGI app directly).
     app.state.influx = InfluxReader(settings)

@@ -13,8 +13,10 @@ from kpi_service.api.routes import (
     external,
     kpis,
     me,
+    roles,
     schemes,
     scores,
+    selfservice,
     targets,
     workers,
 )
@@ -28,6 +30,7 @@ api_router = APIRouter(
     },
 )
 api_router.include_router(me.router)
+api_router.include_router(selfservice.router)
 api_router.include_router(kpis.router)
 api_router.include_router(workers.router)
 api_router.include_router(distribution.router)
@@ -39,3 +42,4 @@ api_router.include_router(scores.router)
 api_router.include_router(closes.router)
 api_router.include_router(external.router)
 api_router.include_router(targets.router)
+api_router.include_router(roles.router)

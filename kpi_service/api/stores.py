@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from kpi_service.scores.closing import PeriodBook
 from kpi_service.scores.external import ExternalStore
 from kpi_service.scores.registry import SchemeRegistry
+from kpi_service.scores.roles import RoleBook
 
 
 def get_registry(request: Request) -> SchemeRegistry:
@@ -23,6 +24,11 @@ def get_closes(request: Request) -> PeriodBook:
     return cast(PeriodBook, request.app.state.closes)
 
 
+def get_roles(request: Request) -> RoleBook:
+    return cast(RoleBook, request.app.state.roles)
+
+
 RegistryDep = Annotated[SchemeRegistry, Depends(get_registry)]
 ExternalDep = Annotated[ExternalStore, Depends(get_externals)]
 ClosesDep = Annotated[PeriodBook, Depends(get_closes)]
+RolesDep = Annotated[RoleBook, Depends(get_roles)]

@@ -1,4 +1,8 @@
-"""Serves the board's three static files; the page holds no data until a key is entered."""
+"""Serves the board and the worker page (static files); no page holds data until a key is given.
+
+``board/`` is the supervisors' board; ``board/me.html`` is a worker's own page, opened from
+the link or QR code of a ``self`` key (``api/routes/selfservice.py``).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,14 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, RedirectResponse
 
 STATIC = Path(__file__).parent / "static"
-FILES = {"index.html": "text/html", "board.js": "text/javascript", "board.css": "text/css"}
+FILES = {
+    "index.html": "text/html",
+    "board.js": "text/javascript",
+    "board.css": "text/css",
+    "me.html": "text/html",
+    "me.js": "text/javascript",
+    "me.css": "text/css",
+}
 HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'",
     "X-Content-Type-Options": "nosniff",

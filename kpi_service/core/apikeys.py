@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from kpi_service.store.db import Database, as_utc, utcnow
 from kpi_service.store.tables import apikeys
 
-SCOPES = frozenset({"hr:read", "hr:write", "supervisor", "admin", "ingest"})
+SCOPES = frozenset({"hr:read", "hr:write", "supervisor", "admin", "ingest", "self"})
 KEY_PREFIX = "takt_"
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 
@@ -35,8 +35,12 @@ class Principal:
     name: str
     scopes: frozenset[str]
     lines: frozenset[str] | None = None
+    worker: str | None = None
+    """The one worker a ``self`` key belongs to (a worker's own phone or kiosk pairing)."""
 
     def has(self, scope: str) -> bool:
+        if scope == "self":  # never implied: a self key is bound to one worker
+            return "self" in self.scopes and self.worker is not None
         return "admin" in self.scopes or scope in self.scopes
 
     def may_see_line(self, line: str) -> bool:
@@ -58,6 +62,7 @@ class KeyInfo:
     name: str
     scopes: tuple[str, ...]
     lines: tuple[str, ...] | None
+    worker: str | None
     created_at: datetime
     expires_at: datetime | None
     last_used_at: datetime | None
@@ -84,10 +89,14 @@ def _new_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
 
 
-def _check(scopes: frozenset[str], lines: frozenset[str] | None) -> None:
+def _check(scopes: frozenset[str], lines: frozenset[str] | None, worker: str | None) -> None:
     unknown = scopes - SCOPES
     if unknown or not scopes:
         raise ValueError(f"scopes must be a non-empty subset of {sorted(SCOPES)}")
+    if ("self" in scopes) != (worker is not None):
+        raise ValueError("a self key is bound to one worker, and only a self key is")
+    if "self" in scopes and scopes != {"self"}:
+        raise ValueError("a self key has the self scope alone")
     if "supervisor" in scopes and not lines and "admin" not in scopes:
         raise ValueError("a supervisor key needs --lines (the lines it supervises)")
 
@@ -106,9 +115,10 @@ class KeyStore:
         lines: frozenset[str] | None,
         *,
         expires_at: datetime | None = None,
+        worker: str | None = None,
     ) -> str:
         """Store a new key and return it in clear (the only time it exists in clear)."""
-        _check(scopes, lines)
+        _check(scopes, lines, worker)
         if not name or len(name) > 64:
             raise ValueError("a key name has 1 to 64 characters")
         now = utcnow()
@@ -123,6 +133,7 @@ class KeyStore:
                         hash=hash_key(key, self._pepper),
                         scopes=json.dumps(sorted(scopes)),
                         lines=json.dumps(sorted(lines)) if lines is not None else None,
+                        worker=worker,
                         created_at=now,
                         expires_at=expires_at,
                     )
@@ -162,6 +173,7 @@ class KeyStore:
             name=row.name,
             scopes=frozenset(json.loads(row.scopes)),
             lines=frozenset(json.loads(row.lines)) if row.lines is not None else None,
+            worker=row.worker,
         )
 
     def lookup(self, key: str) -> Principal | None:
@@ -176,6 +188,7 @@ class KeyStore:
                 name=r.name,
                 scopes=tuple(json.loads(r.scopes)),
                 lines=tuple(json.loads(r.lines)) if r.lines is not None else None,
+                worker=r.worker,
                 created_at=as_utc(r.created_at) or utcnow(),
                 expires_at=as_utc(r.expires_at),
                 last_used_at=as_utc(r.last_used_at),

@@ -108,6 +108,11 @@ class AppliesTo(BaseModel):
     lines: tuple[Name, ...] | None = None
     stations: tuple[Name, ...] | None = None
     workers: tuple[Name, ...] | None = None
+    roles: tuple[Name, ...] | None = Field(
+        None,
+        description="Only workers holding one of these roles on the period's first day "
+        "(roles are recorded through /workers/{id}/roles).",
+    )
 
 
 class Evidence(BaseModel):

@@ -31,6 +31,7 @@ from kpi_service.scores.scoring import ScoreResult, measured_value, score
 
 if TYPE_CHECKING:
     from kpi_service.scores.closing import PeriodBook
+    from kpi_service.scores.roles import RoleBook
 
 EVIDENCE_FIELDS = (
     "units_good",
@@ -133,6 +134,7 @@ async def compute_scores(
     closes: PeriodBook | None = None,
     *,
     raw_ids: bool = False,
+    roles: RoleBook | None = None,
 ) -> ScoreRun:
     """Scores per worker and period; a closed period's come from its snapshot.
 
@@ -164,7 +166,7 @@ async def compute_scores(
             continue
         buckets = [b for b, _ in group if b.label not in closed]
         if buckets:
-            scores += await _score_segment(reader, settings, externals, version, buckets, tz)
+            scores += await _score_segment(reader, settings, externals, version, buckets, tz, roles)
     if pseudo.enabled and not raw_ids:
         for s in scores:
             s.worker = pseudo(s.worker)
@@ -181,9 +183,12 @@ async def _score_segment(
     version: SchemeVersion,
     buckets: list[Bucket],
     tz: ZoneInfo,
+    roles: RoleBook | None = None,
 ) -> list[WorkerScore]:
     spec = version.spec
     applies = spec.applies_to
+    if applies.roles and roles is None:
+        raise HTTPException(500, f"scheme {spec.scheme!r} applies to roles: no role store given")
     filters = Filters(
         lines=frozenset(applies.lines) if applies.lines else None,
         stations=frozenset(applies.stations) if applies.stations else None,
@@ -223,6 +228,13 @@ async def _score_segment(
         # is not confined to lines: a line-bound scheme lists only who worked on its lines,
         # so a supervisor never sees workers from other lines through external values.
         keys |= {(w, label) for (w, label, _) in ext}
+    if applies.roles:
+        assert roles is not None
+        holders = {
+            label: await anyio.to_thread.run_sync(roles.holders, applies.roles, d0)
+            for label, (d0, _) in days.items()
+        }
+        keys = {(w, label) for (w, label) in keys if w in holders[label]}
     out: list[WorkerScore] = []
     for worker, label in sorted(keys):
         row = kpi_rows.get((worker, label), {})

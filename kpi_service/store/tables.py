@@ -31,6 +31,7 @@ apikeys = Table(
     Column("hash", String(64), nullable=False, unique=True),
     Column("scopes", Text, nullable=False, comment="JSON list"),
     Column("lines", Text, nullable=True, comment="JSON list; NULL = all lines"),
+    Column("worker", String(64), nullable=True, comment="A self key's worker"),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=True),
     Column("last_used_at", DateTime(timezone=True), nullable=True),
@@ -128,4 +129,17 @@ period_closes = Table(
     Column("reopened_by", String(128), nullable=True),
     Column("reopen_reason", Text, nullable=True),
     UniqueConstraint("scheme", "period", "open_key", name="period_closes_one_in_force"),
+)
+
+worker_roles = Table(
+    "worker_roles",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("worker", String(64), nullable=False),
+    Column("role", String(64), nullable=False),
+    Column("effective_from", Date, nullable=False),
+    Column("note", Text, nullable=False),
+    Column("set_at", DateTime(timezone=True), nullable=False),
+    Column("set_by", String(128), nullable=False),
+    Index("worker_roles_worker", "worker", "effective_from"),
 )

@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -147,6 +148,8 @@ def test_kpi_environment_from_compose_loads(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_grafana_dashboard_queries_run_on_collector_points(influxd: Influxd) -> None:
+    """Every panel and variable query runs on points shaped as the collector writes them,
+    the filters narrow them, and the defect percentage is the one computed here."""
     influxd.query('CREATE DATABASE "grafana_check"')
     influxd.query(
         'CREATE RETENTION POLICY "raw" ON "grafana_check" DURATION 0s REPLICATION 1 DEFAULT'
@@ -156,21 +159,56 @@ def test_grafana_dashboard_queries_run_on_collector_points(influxd: Influxd) -> 
         "grafana_check",
         f"units,site=P,line=L1,station=S1,worker=W1,outcome=good,defect_code=none count=3i {t}\n"
         f"units,site=P,line=L1,station=S1,worker=W1,outcome=defect,defect_code=E07 count=1i {t}\n"
+        f"units,site=P,line=L2,station=S9,worker=W2,outcome=good,defect_code=none count=9i {t}\n"
+        f"units,site=P,line=L2,station=S9,worker=W2,outcome=defect,defect_code=E01 count=1i {t}\n"
         f"work,site=P,line=L1,station=S1,worker=W1 work_s=60,effective_s=50,down_s=10 {t}\n"
-        f"downtime,site=P,line=L1,station=S1,worker=W1,reason=fault seconds=10 {t}\n",
+        f"downtime,site=P,line=L1,station=S1,worker=W1,reason=fault seconds=10 {t}\n"
+        f"downtime,site=P,line=L1,station=S1,worker=W1,reason=material seconds=50 {t}\n"
+        f"gaps,site=P,line=L1,station=S1,worker=W1,reason=no_history seconds=120 {t}\n",
     )
     dashboard = json.loads((REPO / "deploy/grafana/dashboards/takt-production.json").read_text())
     assert dashboard["panels"]
+
+    def run(query: str, **chosen: str) -> list[dict[str, Any]]:
+        query = (
+            query.replace("$timeFilter", f"time >= {t - 10**12} AND time <= {t + 10**12}")
+            .replace("$__interval", "1m")
+            .replace('"raw".', '"grafana_check"."raw".')
+        )
+        for name in ("site", "line", "station", "worker"):
+            query = query.replace(f"${name}", chosen.get(name, ".*"))  # Grafana's "All"
+        result: list[dict[str, Any]] = influxd.query(query, "grafana_check")
+        return result
+
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert set(variables) == {"site", "line", "station", "worker"}
+    assert [r[1] for r in run(variables["line"]["query"])[0]["values"]] == ["L1", "L2"]
+    only_l2 = run(variables["worker"]["query"], line="L2")[0]["values"]
+    assert [r[1] for r in only_l2] == ["W2"]  # the variables narrow each other
     for panel in dashboard["panels"]:
         for target in panel["targets"]:
-            query = (
-                target["query"]
-                .replace("$timeFilter", f"time >= {t - 10**12} AND time <= {t + 10**12}")
-                .replace("$__interval", "1m")
-                .replace('"raw".', '"grafana_check"."raw".')
-            )
-            series = influxd.query(query, "grafana_check")
-            assert series, f"panel {panel['title']!r} returns nothing"
+            assert run(target["query"]), f"panel {panel['title']!r} returns nothing"
+            assert "$line" in target["query"], f"panel {panel['title']!r} ignores the filters"
+    by_title = {p["title"]: p for p in dashboard["panels"]}
+
+    def per(tag: str, target: dict[str, Any], **chosen: str) -> dict[str, float]:
+        return {s["tags"][tag]: s["values"][0][1] for s in run(target["query"], **chosen)}
+
+    # Defect %: Grafana divides query A by query B per row (merge + calculateField); the
+    # inputs are checked against the points written above.
+    panel = by_title["Defect % per worker"]
+    defects, units = (per("worker", target) for target in panel["targets"])
+    assert (defects, units) == ({"W1": 1, "W2": 1}, {"W1": 4, "W2": 10})
+    calc = [x["options"]["binary"] for x in panel["transformations"] if x["id"] == "calculateField"]
+    assert calc[0] == {"left": "defects", "operator": "/", "right": "units"}
+    assert per("worker", panel["targets"][1], line="L1") == {"W1": 4}
+    assert per("line", by_title["Defect % per line"]["targets"][1]) == {"L1": 4, "L2": 10}
+    pareto_panel = by_title["Machine down time by reason (Pareto, min)"]["targets"][0]["query"]
+    pareto = run(pareto_panel)
+    assert {s["tags"]["reason"]: s["values"][0][1] for s in pareto} == {
+        "fault": 10 / 60,
+        "material": 50 / 60,
+    }
 
 
 def test_the_deployed_broker_limit_is_the_contract_s() -> None:

@@ -24,7 +24,7 @@ def test_me_refuses_missing_and_wrong_keys(client: TestClient, keys: Keys) -> No
     assert client.get("/api/v1/me", headers=auth("takt_nope")).status_code == 401
     assert client.get("/api/v1/me", headers={"X-API-Key": "x"}).status_code == 401
     me = client.get("/api/v1/me", headers={"X-API-Key": keys.sup_l1}).json()
-    assert me == {"name": "sup-l1", "scopes": ["supervisor"], "lines": ["L1"]}
+    assert me == {"name": "sup-l1", "scopes": ["supervisor"], "lines": ["L1"], "worker": None}
 
 
 def test_keys_are_stored_only_hashed(tmp_path: Path) -> None:

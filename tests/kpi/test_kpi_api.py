@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -169,11 +170,34 @@ def test_exports_match_the_list(api: tuple[TestClient, Keys]) -> None:
     xlsx = client.get(
         "/api/v1/kpis/export", params={**DAY, "format": "xlsx"}, headers=auth(keys.hr)
     )
-    sheet = load_workbook(io.BytesIO(xlsx.content)).active
+    book = load_workbook(io.BytesIO(xlsx.content))
+    assert book.sheetnames == ["KPIs", "Definitions", "Chart"]
+    sheet = book["KPIs"]
     table = list(sheet.iter_rows(values_only=True))
     header = list(table[0])
-    got = {r[header.index("worker")]: r[header.index("units_good")] for r in table[1:]}
-    assert got == {"W1": 12, "W2": 5}
+    by_worker = {r[header.index("worker")]: dict(zip(header, r, strict=True)) for r in table[1:]}
+    assert {w: r["good units"] for w, r in by_worker.items()} == {"W1": 12, "W2": 5}
+    # For people: hours, not seconds; an Excel percentage; site time without a zone.
+    assert by_worker["W1"]["effective h"] == pytest.approx(6480 / 3600)
+    assert by_worker["W2"]["effective h"] == pytest.approx(1380 / 3600)
+    csv_w1 = rows["W1"]
+    assert by_worker["W1"]["defect rate"] == pytest.approx(float(csv_w1["defect_rate"]))
+    assert by_worker["W1"]["start"].tzinfo is None
+    col = {h: sheet.cell(row=2, column=i + 1) for i, h in enumerate(header)}
+    assert col["defect rate"].number_format == "0.00%"
+    assert col["effective h"].number_format == "#,##0.00"
+    assert col["start"].number_format == "yyyy-mm-dd hh:mm"
+    assert (
+        sheet.freeze_panes == "A2"
+        and sheet.auto_filter.ref == f"A1:{sheet.cell(1, len(header)).column_letter}3"
+    )
+    definitions = {r[0]: r[2] for r in book["Definitions"].iter_rows(min_row=2, values_only=True)}
+    assert set(header) <= set(definitions)
+    assert "units_defect / (units_good + units_defect)" in definitions["defect rate"]
+    assert book["Chart"]._charts, "the chart sheet holds a chart"
+    for worker, r in rows.items():  # one column per defect code, as in the CSV's map
+        for code, n in json.loads(r["defects_by_code"]).items():
+            assert by_worker[worker][f"defects {code}"] == n
 
 
 def test_supervisor_sees_only_its_lines(api: tuple[TestClient, Keys]) -> None:

@@ -48,7 +48,7 @@ def test_legacy_keys_and_audit_are_imported_once(tmp_path: Path) -> None:
             )  # fmt: skip
     with TestClient(create_app(settings)) as client:
         me = client.get("/api/v1/me", headers=auth(old_key)).json()
-        assert me == {"name": "sup-old", "scopes": ["supervisor"], "lines": ["L1"]}
+        assert me == {"name": "sup-old", "scopes": ["supervisor"], "lines": ["L1"], "worker": None}
     assert not (state / "apikeys.sqlite").exists() and (state / "apikeys.sqlite.imported").exists()
     assert (state / "audit.sqlite.imported").exists()
     with TestClient(create_app(settings)) as client:  # a second start imports nothing again

@@ -30,7 +30,7 @@ def api_key_and_app(influxd: Influxd, tmp_path_factory: pytest.TempPathFactory):
     return keys.admin, app
 
 
-NEW = ("/schemes", "/scores", "/external-metrics", "/targets", "/progress")
+NEW = ("/schemes", "/scores", "/external-metrics", "/targets", "/progress", "/self-keys", "/me/")
 
 
 @pytest.mark.parametrize("who", ["hr", "sup_l1"])

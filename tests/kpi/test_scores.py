@@ -250,9 +250,17 @@ def test_exports_carry_the_same_scores(api: Api) -> None:
     xlsx = api.client.get(
         "/api/v1/scores/export", params={**params, "format": "xlsx"}, headers=auth(api.keys.hr)
     )
-    sheet = load_workbook(io.BytesIO(xlsx.content))["Scores"]
+    book = load_workbook(io.BytesIO(xlsx.content))
+    sheet = book["Scores"]
     values = list(sheet.values)
     assert values[0][:3] == ("worker", "period", "start") and len(values) == 13
+    header = list(values[0])
+    scored = next(i for i, r in enumerate(values[1:], 2) if r[header.index("score")] is not None)
+    assert sheet.cell(scored, header.index("score") + 1).number_format == "0.0"
+    assert sheet.cell(scored, header.index("start") + 1).number_format == "yyyy-mm-dd hh:mm"
+    defs = {r[0]: r[2] for r in book["Definitions"].iter_rows(min_row=2, values_only=True)}
+    assert defs["efficiency_points"] == "Points 0-100: 100 * clip((value - 70) / (110 - 70), 0, 1)."
+    assert "weight 50" in defs["efficiency_contribution"] and book["Chart"]._charts
 
 
 def test_weekly_scheme_changes_version_mid_month(api: Api, ledger: dict[str, Any]) -> None:

@@ -10,17 +10,18 @@ from __future__ import annotations
 import calendar
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
-from fastapi.responses import Response
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from kpi_service.api.deps import InfluxDep, KpiReader, Principal, SettingsDep, audited
 from kpi_service.api.queries import pseudonymiser
 from kpi_service.api.routes.schemes import SchemePath
-from kpi_service.api.routes.scores import MEDIA, render
-from kpi_service.api.stores import ClosesDep, ExternalDep, RegistryDep
+from kpi_service.api.routes.scores import MEDIA, stream
+from kpi_service.api.stores import ClosesDep, ExternalDep, RegistryDep, RolesDep
 from kpi_service.scores.closing import CloseConflict, Closure, deltas
 from kpi_service.scores.model import SchemeVersion
 from kpi_service.scores.service import ScoreRun, check_scope, compute_scores
@@ -103,6 +104,7 @@ async def close_period(
     registry: RegistryDep,
     externals: ExternalDep,
     closes: ClosesDep,
+    roles: RolesDep,
 ) -> CloseOut:
     versions = await _versions(registry, scheme, principal)
     first, last = period_days(versions[-1].spec.period, body.period_start)
@@ -111,8 +113,9 @@ async def close_period(
         raise HTTPException(422, f"no version of {scheme!r} is in force on {first}")
     # Live (no closes passed): the snapshot is what the data says now.
     run = await compute_scores(
-        reader, settings, registry, externals, principal, scheme, first, last, raw_ids=True
-    )
+        reader, settings, registry, externals, principal, scheme, first, last, raw_ids=True,
+        roles=roles,
+    )  # fmt: skip
     bucket = run.periods[0][0]
     if bucket.end > utcnow():
         raise HTTPException(409, f"the period {bucket.label} has not ended yet ({bucket.end})")
@@ -160,11 +163,12 @@ async def read_close(
     registry: RegistryDep,
     externals: ExternalDep,
     closes: ClosesDep,
+    roles: RolesDep,
 ) -> CloseDetail:
     closure, _ = await _closed(scheme, period_start, principal, registry, closes)
     live = await compute_scores(
         reader, settings, registry, externals, principal, scheme, closure.first_day,
-        closure.last_day,
+        closure.last_day, roles=roles,
     )  # fmt: skip
     frozen = closure.scores()
     pseudo = pseudonymiser(settings)
@@ -200,7 +204,7 @@ async def reopen_period(
     "/schemes/{scheme}/closes/{period_start}/export",
     summary="A closed period's frozen scores for payroll (CSV or XLSX), with the hash",
     responses={200: {"content": {m: {} for m in MEDIA.values()}}},
-    response_class=Response,
+    response_class=StreamingResponse,
 )
 async def export_close(
     scheme: SchemePath,
@@ -210,7 +214,7 @@ async def export_close(
     registry: RegistryDep,
     closes: ClosesDep,
     format: Annotated[Literal["csv", "xlsx"], Query()] = "csv",
-) -> Response:
+) -> StreamingResponse:
     closure, versions = await _closed(scheme, period_start, principal, registry, closes)
     scores = closure.scores()
     pseudo = pseudonymiser(settings)
@@ -220,8 +224,8 @@ async def export_close(
     in_force = [v for v in versions if v.version == closure.version]
     run = ScoreRun(scheme, scores, {v.version: v for v in in_force}, [])
     name = f"takt-close-{scheme}-{closure.period}-{closure.content_hash[:12]}.{format}"
-    return Response(
-        render(run, format),
+    return StreamingResponse(
+        stream(run, format, ZoneInfo(settings.timezone)),
         media_type=MEDIA[format],
         headers={
             "Content-Disposition": f'attachment; filename="{name}"',

@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from datetime import date
 from typing import IO, Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
@@ -23,6 +24,7 @@ from starlette.concurrency import iterate_in_threadpool
 from kpi_service.api.deps import InfluxDep, KpiReader, SettingsDep
 from kpi_service.api.models import KpiPage, KpiRow, NameList
 from kpi_service.api.queries import KpiQuery, run_kpis
+from kpi_service.api.xlsx import Chart, kpi_columns, write_book
 from kpi_service.kpi.calendar import Group
 from kpi_service.kpi.compute import FORMULAS, Entity
 
@@ -114,29 +116,21 @@ def to_csv(rows: list[dict[str, Any]]) -> bytes:
     return b"".join(csv_chunks(rows))
 
 
-def write_xlsx(rows: list[dict[str, Any]], target: IO[bytes]) -> None:
-    from openpyxl import Workbook
-
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet("KPIs")
-    columns = list(KpiRow.model_fields)
-    sheet.append(columns)
-    for row in rows:
-        flat = _flat(row)
-        sheet.append([flat[c] for c in columns])
-    book.save(target)
+def write_xlsx(rows: list[dict[str, Any]], target: IO[bytes], tz: ZoneInfo, entity: str) -> None:
+    """The HR workbook (``api.xlsx``): typed, hours, percentages, Definitions, a chart."""
+    write_book(
+        target, "KPIs", kpi_columns(rows, FORMULAS), rows, tz,
+        notes=[("Time zone", f"Times are local to the site ({tz.key}).")],
+        chart=Chart(f"% of standard by {entity}", "% of standard", entity),
+    )  # fmt: skip
 
 
-def to_xlsx(rows: list[dict[str, Any]]) -> bytes:
-    buffer = io.BytesIO()
-    write_xlsx(rows, buffer)
-    return buffer.getvalue()
-
-
-async def xlsx_stream(rows: list[dict[str, Any]]) -> AsyncIterator[bytes]:
+async def xlsx_stream(
+    rows: list[dict[str, Any]], tz: ZoneInfo, entity: str
+) -> AsyncIterator[bytes]:
     """Written to a temporary file in a thread (a workbook is a zip), then streamed from it."""
     with tempfile.TemporaryFile() as spool:
-        await asyncio.to_thread(write_xlsx, rows, spool)
+        await asyncio.to_thread(write_xlsx, rows, spool, tz, entity)
         await asyncio.to_thread(spool.seek, 0)
         while chunk := await asyncio.to_thread(spool.read, CHUNK_BYTES):
             yield chunk
@@ -171,7 +165,12 @@ async def export_kpis(
 ) -> StreamingResponse:
     q = _query(start, end, group, entity, site, line, station, worker, fpy)
     rows, _, _ = await run_kpis(reader, settings, principal, q)
-    body = iterate_in_threadpool(csv_chunks(rows)) if format == "csv" else xlsx_stream(rows)
+    tz = ZoneInfo(settings.timezone)
+    body = (
+        iterate_in_threadpool(csv_chunks(rows))
+        if format == "csv"
+        else xlsx_stream(rows, tz, entity)
+    )
     name = f"takt-kpis-{entity}-{group}-{start.isoformat()}-{end.isoformat()}.{format}"
     return StreamingResponse(
         body,

@@ -14,6 +14,7 @@ class Me(BaseModel):
     name: str
     scopes: list[str]
     lines: list[str] | None
+    worker: str | None = None
 
 
 @router.get("/me", summary="The calling key's name, scopes and lines")
@@ -22,4 +23,5 @@ async def me(principal: CurrentPrincipal) -> Me:
         name=principal.name,
         scopes=sorted(principal.scopes),
         lines=sorted(principal.lines) if principal.lines is not None else None,
+        worker=principal.worker,
     )

@@ -7,18 +7,23 @@ whose top-band share passes the scheme's inflation threshold.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
-from datetime import date
-from typing import Annotated, Any, Literal
+import tempfile
+from collections.abc import AsyncIterator
+from datetime import date, datetime
+from typing import IO, Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query
-from fastapi.responses import Response
+from fastapi.responses import StreamingResponse
 
 from kpi_service.api.deps import InfluxDep, KpiReader, SettingsDep
 from kpi_service.api.models import NameList
 from kpi_service.api.routes.workers import WorkerPath
 from kpi_service.api.score_models import (
+    DECISION_AID,
     BandShare,
     MetricScoreOut,
     PeriodDistribution,
@@ -27,13 +32,15 @@ from kpi_service.api.score_models import (
     ScoreOut,
     ScorePage,
 )
-from kpi_service.api.stores import ClosesDep, ExternalDep, RegistryDep
+from kpi_service.api.stores import ClosesDep, ExternalDep, RegistryDep, RolesDep
+from kpi_service.api.xlsx import Chart, Column, Kind, write_book
 from kpi_service.core.apikeys import Principal
 from kpi_service.core.config import Settings
 from kpi_service.influx import InfluxReader
 from kpi_service.scores.closing import PeriodBook
 from kpi_service.scores.external import ExternalStore
 from kpi_service.scores.registry import SchemeRegistry
+from kpi_service.scores.roles import RoleBook
 from kpi_service.scores.service import ScoreRun, WorkerScore, compute_scores
 
 router = APIRouter(tags=["scores"], responses={404: {"description": "No such scheme."}})
@@ -70,12 +77,13 @@ def score_out(s: WorkerScore) -> ScoreOut:
 async def _run(
     reader: InfluxReader, settings: Settings, registry: SchemeRegistry,
     externals: ExternalStore, principal: Principal, scheme: str, start: date, end: date,
-    worker: list[str] | None, closes: PeriodBook,
+    worker: list[str] | None, closes: PeriodBook, roles: RoleBook,
 ) -> ScoreRun:  # fmt: skip
     """Closed periods come from their snapshots (see ``scores.closing``)."""
     return await compute_scores(
-        reader, settings, registry, externals, principal, scheme, start, end, worker, closes
-    )
+        reader, settings, registry, externals, principal, scheme, start, end, worker, closes,
+        roles=roles,
+    )  # fmt: skip
 
 
 @router.get(
@@ -88,6 +96,7 @@ async def list_scores(
     registry: RegistryDep,
     externals: ExternalDep,
     closes: ClosesDep,
+    roles: RolesDep,
     scheme: SchemeQ,
     start: date,
     end: date,
@@ -98,7 +107,7 @@ async def list_scores(
 ) -> ScorePage:
     limit = min(limit, settings.max_page_size)
     run = await _run(
-        reader, settings, registry, externals, principal, scheme, start, end, worker, closes
+        reader, settings, registry, externals, principal, scheme, start, end, worker, closes, roles
     )
     scores = [s for s in run.scores if status is None or s.result.status == status]
     return ScorePage(
@@ -122,12 +131,23 @@ async def worker_scores(
     registry: RegistryDep,
     externals: ExternalDep,
     closes: ClosesDep,
+    roles: RolesDep,
     scheme: SchemeQ,
     start: date,
     end: date,
 ) -> ScoreEvidence:
     run = await _run(
-        reader, settings, registry, externals, principal, scheme, start, end, [worker_id], closes
+        reader,
+        settings,
+        registry,
+        externals,
+        principal,
+        scheme,
+        start,
+        end,
+        [worker_id],
+        closes,
+        roles,
     )
     return ScoreEvidence(
         worker=worker_id,
@@ -169,33 +189,92 @@ MEDIA = {
 }
 
 
-def render(run: ScoreRun, format: Literal["csv", "xlsx"]) -> bytes:
+def _definitions(run: ScoreRun) -> dict[str, str]:
+    """Per exported column, what it means, from the scheme versions that scored the rows."""
+    out = {
+        "worker": "Worker id (pseudonym when the service pseudonymises).",
+        "period": "Calendar period.", "start": "Period start, site time.",
+        "end": "Period end (exclusive), site time.", "scheme": "Scheme name.",
+        "version": "Scheme version in force on the period's first day.",
+        "status": "scored, or insufficient_data (below the scheme's minimum evidence).",
+        "score": "Composite: sum of the metric contributions (0-100).",
+        "band": "Score band.", "effective_hours": "Effective hours in the period.",
+        "units": "Units in the period.", "reasons": "Why the data is insufficient.",
+        "closed": "Content hash of the period close (empty while open).",
+    }  # fmt: skip
+    for v in run.versions.values():
+        bands = ", ".join(f"{b.name} >= {b.min_score:g}" for b in v.spec.bands)
+        out["band"] = f"Score band (version {v.version}: {bands})."
+        for m in v.spec.metrics:
+            what = m.measure or m.external or m.name
+            rule = "steps" if m.rule == "steps" else (
+                f"100 * clip((value - {m.floor:g}) / ({m.target:g} - {m.floor:g}), 0, 1)"
+            )  # fmt: skip
+            out[f"{m.name}_value"] = f"{m.source} metric {what} (version {v.version})."
+            out[f"{m.name}_points"] = f"Points 0-100: {rule}."
+            out[f"{m.name}_contribution"] = f"points * weight {m.weight:g} / 100."
+    return out
+
+
+def _kind(column: str) -> Kind:
+    if column in ("start", "end"):
+        return "datetime"
+    if column in ("version", "units"):
+        return "int"
+    if column == "effective_hours":
+        return "hours"
+    if column == "score" or column.endswith(("_points", "_contribution")):
+        return "score"
+    return "number" if column.endswith("_value") else "text"
+
+
+def write_file(
+    run: ScoreRun, format: Literal["csv", "xlsx"], tz: ZoneInfo, target: IO[bytes]
+) -> None:
     """One row per worker and period, as CSV or XLSX (also a closed period's payroll file)."""
     columns = _columns(run)
-    rows = [_flat(s) for s in run.scores]
+    rows = (_flat(s) for s in run.scores)
     if format == "csv":
-        text = io.StringIO()
+        text = io.TextIOWrapper(target, encoding="utf-8", newline="", write_through=True)
         writer = csv.DictWriter(text, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-        return text.getvalue().encode()
-    from openpyxl import Workbook
+        text.detach()  # leave ``target`` open for the caller
+        return
+    defs = _definitions(run)
+    cols = [
+        Column(c, _kind(c), defs.get(c, ""), lambda r, c=c: _typed(r.get(c), _kind(c)))
+        for c in columns
+    ]
+    write_book(
+        target, "Scores", cols, rows, tz,
+        notes=[("Note", DECISION_AID)], chart=Chart("Score by worker", "score", "worker"),
+    )  # fmt: skip
 
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet("Scores")
-    sheet.append(columns)
-    for row in rows:
-        sheet.append([row.get(c) for c in columns])
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
+
+async def stream(
+    run: ScoreRun, format: Literal["csv", "xlsx"], tz: ZoneInfo
+) -> AsyncIterator[bytes]:
+    """Written to a temporary file in a thread, then sent from it in chunks: a big export
+    is neither held whole in memory nor formatted on the event loop."""
+    with tempfile.TemporaryFile() as spool:
+        await asyncio.to_thread(write_file, run, format, tz, spool)
+        await asyncio.to_thread(spool.seek, 0)
+        while chunk := await asyncio.to_thread(spool.read, 256 * 1024):
+            yield chunk
+
+
+def _typed(value: Any, kind: Kind) -> Any:
+    if kind == "datetime" and isinstance(value, str):
+        return datetime.fromisoformat(value)
+    return None if value == "" and kind != "text" else value
 
 
 @router.get(
     "/scores/export",
     summary="The same scores as a CSV or XLSX file (one row per worker and period)",
     responses={200: {"content": {m: {} for m in MEDIA.values()}}},
-    response_class=Response,
+    response_class=StreamingResponse,
 )
 async def export_scores(
     principal: KpiReader,
@@ -204,19 +283,19 @@ async def export_scores(
     registry: RegistryDep,
     externals: ExternalDep,
     closes: ClosesDep,
+    roles: RolesDep,
     scheme: SchemeQ,
     start: date,
     end: date,
     format: Annotated[Literal["csv", "xlsx"], Query()] = "csv",
     worker: NameList = None,
-) -> Response:
+) -> StreamingResponse:
     run = await _run(
-        reader, settings, registry, externals, principal, scheme, start, end, worker, closes
+        reader, settings, registry, externals, principal, scheme, start, end, worker, closes, roles
     )
-    body = render(run, format)
     name = f"takt-scores-{scheme}-{start.isoformat()}-{end.isoformat()}.{format}"
-    return Response(
-        body,
+    return StreamingResponse(
+        stream(run, format, ZoneInfo(settings.timezone)),
         media_type=MEDIA[format],
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
@@ -241,12 +320,13 @@ async def score_distribution(
     registry: RegistryDep,
     externals: ExternalDep,
     closes: ClosesDep,
+    roles: RolesDep,
     scheme: SchemeQ,
     start: date,
     end: date,
 ) -> ScoreDistribution:
     run = await _run(
-        reader, settings, registry, externals, principal, scheme, start, end, None, closes
+        reader, settings, registry, externals, principal, scheme, start, end, None, closes, roles
     )
     periods: list[PeriodDistribution] = []
     for bucket, version in run.periods:
