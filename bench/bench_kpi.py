@@ -22,6 +22,7 @@ from kpi_service.core.config import Settings, Standard
 from kpi_service.main import create_app
 from kpi_service.testing import setup_statements
 from takt_cli.localservices import influxd
+from takt_store.settings import InfluxSettings
 
 DAY0 = date(2026, 3, 2)
 H = 3600 * 10**9
@@ -94,7 +95,7 @@ def main() -> dict[str, object]:
 
         settings = Settings(
             environment="development", state_dir=Path(tmp) / "state",
-            influx_url=server.url, influx_db=db,
+            influx=InfluxSettings(url=server.url, database=db),
             standards=[Standard(station=f"ST{i}", cycle_s=30.0) for i in range(50)],
             max_page_size=10_000,
         )  # fmt: skip

@@ -24,7 +24,7 @@ def _settings(config: Path | None) -> CollectorSettings:
     try:
         return load_settings(config)
     except ConfigError as err:
-        typer.echo(f"takt collector: {err}", err=True)
+        typer.echo(err.report(), err=True)
         raise typer.Exit(2) from None
 
 
@@ -32,10 +32,10 @@ def _settings(config: Path | None) -> CollectorSettings:
 def run(config: ConfigOption = None) -> None:
     """Consume events from MQTT and write them to InfluxDB until SIGTERM/SIGINT."""
     settings = _settings(config)
-    from collector.logs import configure
     from collector.service import Collector
+    from takt_common.logs import configure
 
-    configure(settings.log_level)
+    configure(settings.log_level, quiet=("httpx",))
 
     async def main() -> None:
         collector = Collector(settings)

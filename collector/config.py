@@ -8,31 +8,22 @@ so there is no anonymous write path in production.
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
-from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
 
+from takt_common.errors import ConfigError as ConfigError
+from takt_common.settings import TaktSettings
+from takt_common.settings import load_settings as load_file_settings
+from takt_store.settings import InfluxSettings as InfluxSettings
 from takt_wire.admission import DEFAULT_MAX_PAST_S
-from takt_wire.errors import describe_validation_error
 
 MIN_SIGNING_KEY_CHARS = 16
 """An HMAC key shorter than this is guessable (the agent refuses to sign with one too)."""
 
 ENV_PREFIX = "TAKT_COLLECTOR_"
-SECRET_FIELDS = (
-    ("mqtt", "password"),
-    ("influx", "password"),
-    ("validation", "signing_keys"),
-)
-
-
-class ConfigError(ValueError):
-    """The configuration is wrong; the message names the file and the field."""
 
 
 class _Section(BaseModel):
@@ -60,26 +51,6 @@ class MqttSettings(_Section):
     confirm: bool = True
     """Confirm stored events to their agent (``takt/v1/<site>/acks/<agent>``); agents keep
     every event until confirmed. Off only for agents older than the end-to-end ack."""
-
-
-class InfluxSettings(_Section):
-    url: str = "http://127.0.0.1:8086"
-    database: str = Field(default="takt", pattern=r"^[A-Za-z0-9_\-]+$")
-    raw_rp: str = Field(default="raw", pattern=r"^[A-Za-z0-9_\-]+$")
-    raw_duration: str = Field(default="730d", pattern=r"^(0s|INF|\d+[hdw])$")
-    rollup_rp: str = Field(default="rollup", pattern=r"^[A-Za-z0-9_\-]+$")
-    rollup_duration: str = Field(default="0s", pattern=r"^(0s|INF|\d+[hdw])$")
-    create: bool = True
-    """Create the database and retention policies at start-up (needs admin rights)."""
-    username: str | None = None
-    password: SecretStr | None = None
-    batch_size: int = Field(default=5_000, ge=1, le=100_000)
-    flush_interval_s: float = Field(default=0.5, gt=0, le=60)
-    gzip: bool = True
-    timeout_s: float = Field(default=30.0, gt=0)
-    max_backoff_s: float = Field(default=30.0, gt=0)
-    pending_batches: int = Field(default=2, ge=1, le=16)
-    """Formatted batches queued for the writer before the consumer waits."""
 
 
 class ValidationSettings(_Section):
@@ -128,7 +99,7 @@ class HttpSettings(_Section):
     """0 picks a free port (tests)."""
 
 
-class CollectorSettings(BaseSettings):
+class CollectorSettings(TaktSettings):
     """Everything the collector needs; see docs/collector.md for an example file."""
 
     model_config = SettingsConfigDict(
@@ -161,54 +132,7 @@ class CollectorSettings(BaseSettings):
             )
         return self
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _FileSource(settings_cls))
-
-
-_file_data: ContextVar[dict[str, Any]] = ContextVar("collector_file_data")
-
-
-class _FileSource(PydanticBaseSettingsSource):
-    """The YAML file's content, below the environment in precedence."""
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return _file_data.get({}).get(field_name), field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        return dict(_file_data.get({}))
-
 
 def load_settings(path: Path | None, **overrides: Any) -> CollectorSettings:
-    """Read ``path`` (optional) and the environment; raise ConfigError naming the culprit."""
-    where = str(path) if path else "environment"
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            loaded = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as err:
-            raise ConfigError(f"{where}: cannot read the configuration: {err}") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{where}: the top level must be a mapping")
-        data = loaded
-    for section, name in SECRET_FIELDS:
-        block = data.get(section)
-        if isinstance(block, dict) and name in block:
-            env = f"{ENV_PREFIX}{section.upper()}__{name.upper()}"
-            raise ConfigError(
-                f"{where}: {section}.{name}: secrets come from the environment ({env})"
-            )
-    token = _file_data.set(data)
-    try:
-        return CollectorSettings(**overrides)
-    except ValidationError as err:
-        raise ConfigError(f"{where}: {describe_validation_error(err, limit=20)}") from None
-    finally:
-        _file_data.reset(token)
+    """Read ``path`` (optional) and the environment; a ConfigError lists every problem."""
+    return load_file_settings(CollectorSettings, path, **overrides)

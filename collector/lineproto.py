@@ -1,4 +1,4 @@
-"""Canonical events as InfluxDB line protocol, per docs/influx-schema.md.
+"""Canonical events as InfluxDB line protocol, per the schema in :mod:`takt_store.schema`.
 
 Hand-written f-strings: ``influxdb_client.Point`` is ~20x slower (DESIGN.md) and
 this is the collector's hot path. Tag sets are of bounded cardinality, so the
@@ -9,112 +9,41 @@ contract's name pattern for correctness.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
-
-from pydantic_core import TzInfo
-
+from takt_store.lineproto import (
+    UnrepresentableError,
+    escape_measurement,
+    escape_tag,
+    float_field,
+    quote_field,
+)
+from takt_store.lineproto import string_field as _fstr
+from takt_store.lineproto import tag_value as _tag
+from takt_store.schema import (
+    MEASUREMENTS,
+    SEQ_SLOTS,
+    epoch_us,
+    hour_of,
+    point_time_ns,
+)
+from takt_store.schema import TAGS as _TAG_NAMES
+from takt_store.schema import point_time_us as _point_time
 from takt_wire import Event, GapEvent, SessionEvent, StateEvent, UnitEvent, WorkEvent
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
-SEQ_SLOTS = 1_000_000
-"""Nanoseconds below a millisecond used to keep events of one agent apart (seq mod this)."""
-
-_TAG_SPECIAL = (",", "=", " ")
-_TAG_TABLE = str.maketrans({",": "\\,", "=": "\\=", " ": "\\ "})
-_MEASUREMENT_TABLE = str.maketrans({",": "\\,", " ": "\\ "})
-_FIELD_STR_TABLE = str.maketrans({"\\": "\\\\", '"': '\\"'})
 _CACHE_LIMIT = 100_000
 
-
-class UnrepresentableError(ValueError):
-    """A value InfluxDB 1.x line protocol cannot carry faithfully."""
-
-
-def _check_key_or_tag(value: str) -> None:
-    if not value:
-        raise UnrepresentableError("tag keys and values must not be empty")
-    if "\\" in value or "\n" in value or "\r" in value:
-        # InfluxDB 1.x unescapes only '\,' '\=' '\ ' in tags; a backslash before a
-        # separator (or at the end) changes how the line splits, and a newline ends it.
-        raise UnrepresentableError(f"tag value {value!r} contains a backslash or a line break")
-
-
-def escape_tag(value: str) -> str:
-    """Tag key, tag value or field key: commas, equals signs and spaces are escaped."""
-    _check_key_or_tag(value)
-    return value.translate(_TAG_TABLE)
-
-
-def escape_measurement(value: str) -> str:
-    """Measurement name: commas and spaces are escaped."""
-    _check_key_or_tag(value)
-    return value.translate(_MEASUREMENT_TABLE)
-
-
-def quote_field(value: str) -> str:
-    """String field value, quoted, with backslashes and double quotes escaped."""
-    if "\n" in value or "\r" in value:
-        # 1.x accepts a newline inside quotes, but line-oriented readers and the
-        # bisecting writer split on it; keep one point per line.
-        value = value.replace("\r", "\\r").replace("\n", "\\n")
-    return f'"{value.translate(_FIELD_STR_TABLE)}"'
-
-
-def _tag(value: str) -> str:
-    if "," in value or "=" in value or " " in value or "\\" in value or "\n" in value:
-        return escape_tag(value)
-    if not value:
-        raise UnrepresentableError("tag values must not be empty")
-    return value
-
-
-def _fstr(value: str) -> str:
-    if '"' in value or "\\" in value or "\n" in value or "\r" in value:
-        return quote_field(value)
-    return f'"{value}"'
-
-
-_FIXED_OFFSET_TYPES = (timezone, TzInfo)
-_ORDINAL_1970 = EPOCH.toordinal()
-
-
-def epoch_us(ts: datetime) -> int:
-    """Exact microseconds since the epoch of an aware datetime.
-
-    ``ts - EPOCH`` costs ~3 us when the zone is pydantic's TzInfo (two utcoffset
-    calls through the datetime machinery); summing the fields and asking a
-    fixed-offset zone directly is ~4x cheaper. Other zones (zoneinfo) are asked
-    with the datetime, as their offset varies.
-    """
-    tz = ts.tzinfo
-    delta = tz.utcoffset(None) if type(tz) in _FIXED_OFFSET_TYPES else ts.utcoffset()  # type: ignore[union-attr]
-    if delta is None:
-        raise ValueError("naive datetime: the zone is required")
-    seconds = (ts.toordinal() - _ORDINAL_1970) * 86400 + ts.hour * 3600 + ts.minute * 60 + ts.second
-    us = seconds * 1_000_000 + ts.microsecond
-    return us - delta // _US if delta else us
-
-
-def point_time_ns(ts: datetime, seq: int) -> int:
-    """Point timestamp from event identity: floor(ts to ms) x 10^6 + seq mod 10^6."""
-    return _point_time(epoch_us(ts), seq)
-
-
-def _point_time(us: int, seq: int) -> int:
-    """:func:`point_time_ns` from microseconds the hot path has already computed."""
-    return (us // 1000) * SEQ_SLOTS + seq % SEQ_SLOTS
-
-
-def hour_of(time_ns: int) -> int:
-    """Start of the UTC hour a point falls in, in ns (what rollups recompute)."""
-    hour = 3_600_000_000_000
-    return time_ns - time_ns % hour
-
-
-def float_field(value: float) -> str:
-    """Float field: repr round-trips exactly; integral floats keep a decimal point."""
-    return repr(float(value))
+__all__ = [
+    "MEASUREMENTS",
+    "SEQ_SLOTS",
+    "Formatter",
+    "UnrepresentableError",
+    "epoch_us",
+    "escape_measurement",
+    "escape_tag",
+    "float_field",
+    "hour_of",
+    "point_time_ns",
+    "quote_field",
+]
 
 
 class Formatter:
@@ -212,7 +141,7 @@ class Formatter:
             # 14:00:00 belongs to the shift (hour, day) that ends there, not the next.
             start_us = epoch_us(event.start)
             ts = _point_time(start_us, seq)
-            self._work_lines(event, common, source[0], ts, start_us * 1000, out)
+            self._work_lines(event, common, source[0], ts, start_us * 1000, ts_us * 1000, out)
         elif kind == "session":
             assert isinstance(event, SessionEvent)
             prefix = self._prefix(
@@ -272,6 +201,7 @@ class Formatter:
         agent_boot: str,
         ts: int,
         start_ns: int,
+        end_ns: int,
         out: list[str],
     ) -> None:
         prefix = self._prefix(
@@ -281,7 +211,7 @@ class Formatter:
             f"{prefix} work_s={float_field(event.work_s)},"
             f"effective_s={float_field(event.effective_s)},"
             f"down_s={float_field(sum(event.down_s.values()))},start_ns={start_ns}i,"
-            f"{common} {ts}"
+            f"end_ns={end_ns}i,{common} {ts}"
         )
         for reason, seconds in event.down_s.items():
             down_prefix = self._prefix(
@@ -301,18 +231,3 @@ class Formatter:
 
 
 _BOOL = ("false", "true")
-
-_TAG_NAMES: dict[str, tuple[str, ...]] = {
-    "units": ("site", "line", "station", "worker", "outcome", "defect_code", "edge"),
-    "work": ("site", "line", "station", "worker", "edge"),
-    "downtime": ("site", "line", "station", "worker", "reason", "edge"),
-    "sessions": ("site", "line", "station", "worker", "action", "edge"),
-    "states": ("site", "line", "station", "state", "reason", "edge"),
-    "gaps": ("site", "line", "station", "worker", "reason", "edge"),
-}
-"""``edge`` is the agent id as a tag (the ``agent`` field's twin, which cannot share its
-name): without it, events of two agents with equal tags, millisecond and seq mod 10^6
-would share a point key and one would silently replace the other."""
-"""Tag keys per measurement, in the order the prefix cache stores their values."""
-
-MEASUREMENTS = tuple(_TAG_NAMES)

@@ -5,10 +5,10 @@ InfluxDB has accepted it (a PUBACK with any reason but success does not count)."
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 
-import httpx
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
@@ -16,6 +16,8 @@ from paho.mqtt.properties import Properties
 
 from collector.config import CollectorSettings
 from collector.dlq import DeadLetter, DeadLetterStore
+from takt_store.client import InfluxClient
+from takt_store.errors import InfluxError
 from takt_wire import Batch, decode_event, encode_batch
 from takt_wire.signing import SIGNATURE_PROPERTY, key_agent, sign
 from takt_wire.topics import events_topic
@@ -58,18 +60,24 @@ def replay(store: DeadLetterStore, settings: CollectorSettings, letters: list[De
 
 
 def _write_points(settings: CollectorSettings, letters: list[DeadLetter]) -> list[int]:
-    s = settings.influx
-    auth = (s.username, s.password.get_secret_value()) if s.username and s.password else None
+    """Write each refused point again through the shared client, once (no waiting out an
+    outage: a letter InfluxDB does not accept now stays for the next replay)."""
+    return asyncio.run(_write_points_async(settings, letters))
+
+
+async def _write_points_async(settings: CollectorSettings, letters: list[DeadLetter]) -> list[int]:
+    client = InfluxClient(settings.influx)
     done = []
-    with httpx.Client(base_url=s.url, auth=auth, timeout=s.timeout_s) as client:
+    try:
         for letter in letters:
-            response = client.post(
-                "/write",
-                params={"db": s.database, "rp": s.raw_rp, "precision": "ns"},
-                content=letter.payload,
-            )
-            if response.status_code == 204:
+            try:
+                result = await client.write([letter.payload.decode()], retry=False)
+            except InfluxError:
+                continue
+            if result.written == 1:
                 done.append(letter.id)
+    finally:
+        await client.aclose()
     return done
 
 

@@ -1,6 +1,6 @@
 """Hourly rollups kept exact by re-aggregating every hour the collector wrote into.
 
-Recomputing a whole hour with ``SELECT ... INTO ... GROUP BY time(1h), *`` is an
+Recomputing a whole hour (a query plus a write: :mod:`takt_store.rollups`) is an
 idempotent overwrite, so late, replayed and redelivered events all end up in
 the rollup without bookkeeping; debouncing turns a stream of writes into one
 query per touched hour every few seconds. The hours to recompute live in a
@@ -16,33 +16,14 @@ import contextlib
 import logging
 import time
 
-from collector.config import InfluxSettings, RollupSettings
+from collector.config import RollupSettings
 from collector.influx import InfluxWriter
 from collector.metrics import Metrics
 from collector.rollupqueue import PendingHour, RollupQueue
+from takt_common.backoff import step
+from takt_store.rollups import recompute
 
 log = logging.getLogger(__name__)
-
-HOUR_NS = 3_600_000_000_000
-
-ROLLUPS: dict[str, str] = {
-    "units": 'sum("count") AS "count"',
-    "work": 'sum("work_s") AS "work_s", sum("effective_s") AS "effective_s", '
-    'sum("down_s") AS "down_s"',
-    "downtime": 'sum("seconds") AS "seconds"',
-}
-"""Raw measurement -> aggregate written to ``<measurement>_1h`` in the rollup policy."""
-
-
-def rollup_statements(settings: InfluxSettings, hour_ns: int) -> list[str]:
-    """The SELECT ... INTO statements that recompute one hour of every rollup."""
-    db, raw, rollup = settings.database, settings.raw_rp, settings.rollup_rp
-    end = hour_ns + HOUR_NS
-    return [
-        f'SELECT {aggregate} INTO "{db}"."{rollup}"."{m}_1h" FROM "{db}"."{raw}"."{m}" '
-        f"WHERE time >= {hour_ns} AND time < {end} GROUP BY time(1h), *"
-        for m, aggregate in ROLLUPS.items()
-    ]
 
 
 class Rollups:
@@ -100,9 +81,9 @@ class Rollups:
 
     async def _recompute(self, pending: PendingHour) -> bool:
         try:
-            await self.writer.query(";".join(rollup_statements(self.writer.settings, pending.hour)))
+            await recompute(self.writer, pending.hour)
         except Exception as err:  # noqa: BLE001 - any failure: this hour is retried alone
-            delay = min(self.settings.retry_max_s, self.settings.debounce_s * 2**pending.attempts)
+            delay = step(self.settings.debounce_s, self.settings.retry_max_s, pending.attempts)
             self.queue.failed(pending, str(err), time.time() + delay)
             self.metrics.rollup_failures.inc()
             log.warning(

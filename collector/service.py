@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from collector.config import CollectorSettings
 from collector.dedupe import SeqTracker
 from collector.dlq import DeadLetter, DeadLetterMetrics, DeadLetterStore
-from collector.http import StatusServer
 from collector.influx import InfluxWriter, WriterStopped
 from collector.metrics import Metrics
 from collector.mqtt import Consumer, Delivery
 from collector.pipeline import Outcome, Pipeline, Rules
 from collector.rollupqueue import RollupQueue
 from collector.rollups import Rollups
+from takt_common.status import StatusServer
 
 log = logging.getLogger(__name__)
 
@@ -106,12 +106,13 @@ class Collector:
         )
         self.http_port = await status.start()
         try:
-            if self.settings.influx.create:
-                try:
-                    await self.writer.ensure_database()
-                except WriterStopped:
-                    log.info("stopped while waiting for InfluxDB at start-up")
-                    return
+            # Creates what is missing when ``influx.create``; always checks what the server
+            # supports (CapabilityError: the collector does not start).
+            try:
+                await self.writer.ensure_database()
+            except WriterStopped:
+                log.info("stopped while waiting for InfluxDB at start-up")
+                return
             self._consumer = Consumer(self.settings.mqtt, self.metrics, loop, deliveries)
             self._consumer.start()
             self.ready.set()

@@ -19,15 +19,15 @@ ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Gateway conf
 @app.command()
 def run(config: ConfigOption) -> None:
     """Run the agent until SIGTERM/SIGINT; then flush and wait for pending acks."""
-    from edge_agent import logs
     from edge_agent.runtime import Agent
+    from takt_common import logs
 
     try:
         gateway, profiles = load_config(config)
     except ConfigError as err:
-        typer.echo(f"config error: {err}", err=True)
+        typer.echo(err.report(), err=True)
         raise typer.Exit(2) from None
-    logs.setup(gateway.log_level)
+    logs.configure(gateway.log_level, quiet=("asyncua", "asyncio"))
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -45,7 +45,7 @@ def check_config(path: Annotated[Path, typer.Argument(help="Gateway config (YAML
     try:
         gateway, _profiles = load_config(path)
     except ConfigError as err:
-        typer.echo(f"config error: {err}", err=True)
+        typer.echo(err.report(), err=True)
         raise typer.Exit(2) from None
     typer.echo(
         f"ok: agent {gateway.agent_id} at site {gateway.site}, {len(gateway.stations)} stations, "
@@ -91,7 +91,7 @@ def probe(
     try:
         gateway, profiles = load_config(config)
     except ConfigError as err:
-        typer.echo(f"config error: {err}", err=True)
+        typer.echo(err.report(), err=True)
         raise typer.Exit(2) from None
     known = {s.id for s in gateway.stations}
     unknown = sorted(set(station or []) - known)

@@ -10,30 +10,28 @@ from __future__ import annotations
 import operator
 from functools import reduce
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
 
 from edge_agent.attribution import DEFAULT_MAX_AHEAD_S
 from edge_agent.outbox import OnFull
-from edge_agent.profile import DeviceProfile, ProfileError, load_profiles
+from edge_agent.profile import DeviceProfile, load_profiles
 from edge_agent.roster import RosterError, load_roster
 from edge_agent.sources.connection import ConnectionModel, rebased
 from edge_agent.sources.registry import protocols
+from takt_common.errors import ConfigError as ConfigError
+from takt_common.errors import Problem
+from takt_common.settings import TaktSettings, did_you_mean, load_settings
+from takt_common.yamlfile import Document, read_yaml
 from takt_wire.batch import MAX_BATCH_EVENTS, MAX_PAYLOAD_BYTES
-from takt_wire.errors import describe_validation_error
 from takt_wire.events import Name
 from takt_wire.signing import key_agent
 
 ENV_PREFIX = "TAKT_AGENT_"
-SECRET_KEYS = {"password", "pseudonym_key", "signing_key", "private_key_password"}
+SECRET_KEYS = frozenset({"password", "pseudonym_key", "signing_key", "private_key_password"})
 DEFAULT_PROFILES = Path(__file__).resolve().parent.parent / "device_profiles"
-
-
-class ConfigError(ValueError):
-    """A gateway config that cannot be used; the message names the file and the field."""
 
 
 MIN_SIGNING_KEY_CHARS = 16
@@ -129,10 +127,11 @@ class StationConfig(_Strict):
     connection: Connection
 
 
-class GatewayConfig(BaseSettings):
+class GatewayConfig(TaktSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid"
     )
+    secret_names: ClassVar[frozenset[str]] = SECRET_KEYS
 
     agent_id: Name
     site: Name
@@ -167,17 +166,6 @@ class GatewayConfig(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     stations: list[StationConfig] = Field(min_length=1)
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (env_settings, init_settings)
-
     @model_validator(mode="after")
     def _consistent(self) -> GatewayConfig:
         ids = [s.id for s in self.stations]
@@ -206,84 +194,112 @@ class GatewayConfig(BaseSettings):
         return self
 
 
-def _find_secrets(node: Any, path: str = "") -> list[str]:
-    found: list[str] = []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            where = f"{path}.{key}" if path else str(key)
-            if key in SECRET_KEYS:
-                found.append(where)
-            found += _find_secrets(value, where)
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            found += _find_secrets(value, f"{path}.{i}")
-    return found
+def _station_problems(
+    doc: Document, config: GatewayConfig | None, profiles: dict[str, DeviceProfile]
+) -> list[Problem]:
+    """Stations that name an unknown profile, or one of another protocol."""
+    problems: list[Problem] = []
+    stations = doc.data.get("stations")
+    for i, raw in enumerate(stations if isinstance(stations, list) else []):
+        if not isinstance(raw, dict) or not isinstance(raw.get("profile"), str):
+            continue
+        name = raw["profile"]
+        profile = profiles.get(name)
+        if profile is None:
+            problems.append(
+                doc.problem(
+                    ("stations", i, "profile"),
+                    f"unknown profile {name!r}{did_you_mean(name, sorted(profiles))} "
+                    f"(known: {', '.join(sorted(profiles))})",
+                )
+            )
+            continue
+        if config is None:
+            continue
+        station = config.stations[i]
+        if profile.protocol != station.connection.type:
+            problems.append(
+                doc.problem(
+                    ("stations", i, "connection", "type"),
+                    f"profile {profile.model} speaks {profile.protocol}, "
+                    f"not {station.connection.type}",
+                )
+            )
+        for problem in station.connection.env_problems():
+            field, _, message = problem.partition("'")
+            problems.append(doc.problem(("stations", i, "connection", field), message.lstrip(": ")))
+    return problems
+
+
+def _shared_problems(doc: Document, config: GatewayConfig) -> list[Problem]:
+    """Stations on one connection (one client) that disagree about its settings."""
+    problems: list[Problem] = []
+    first: dict[str, int] = {}
+    for i, station in enumerate(config.stations):
+        conn = station.connection
+        j = first.setdefault(conn.source_key(station.id), i)
+        other = config.stations[j]
+        for name in conn.shared_settings() if j != i else ():
+            mine, theirs = getattr(conn, name), getattr(other.connection, name)
+            if mine != theirs:
+                problems.append(
+                    doc.problem(
+                        ("stations", i, "connection", name),
+                        f"station {station.id} ('stations.{i}.connection.{name}') says "
+                        f"{mine!r} but station {other.id} ('stations.{j}.connection.{name}'), "
+                        f"on the same connection, says {theirs!r}; stations sharing a "
+                        "connection share one client and must agree",
+                    )
+                )
+    return problems
+
+
+def _profiles_dir(doc: Document, config: GatewayConfig | None) -> Path:
+    base = Path(doc.file).resolve().parent
+    raw = config.profiles_dir if config is not None else doc.data.get("profiles_dir")
+    if not raw:
+        return DEFAULT_PROFILES
+    folder = Path(str(raw))
+    return folder if folder.is_absolute() else base / folder
 
 
 def load_config(path: Path) -> tuple[GatewayConfig, dict[str, DeviceProfile]]:
-    """Read, validate and cross-check a gateway config and the profiles it uses."""
+    """Read, validate and cross-check a gateway config and the profiles it uses.
+
+    Every problem of the file (and of the profiles and roster it names) is
+    reported at once in one ConfigError, each with file, line and field.
+    """
+    doc = read_yaml(path, what="the gateway config")
+    problems: list[Problem] = []
+    config: GatewayConfig | None = None
     try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise ConfigError(f"{path}: cannot read: {err}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: the config is a mapping of fields")
-    secrets = _find_secrets(raw)
-    if secrets:
-        raise ConfigError(
-            f"{path}: field '{secrets[0]}': secrets are read from environment variables only "
-            f"(e.g. {ENV_PREFIX}BROKER__PASSWORD), never from the file"
-        )
+        config = load_settings(GatewayConfig, path)
+    except ConfigError as err:
+        problems += err.problems
+    profiles: dict[str, DeviceProfile] = {}
     try:
-        config = GatewayConfig(**raw)
-    except ValidationError as err:
-        raise ConfigError(f"{path}: {describe_validation_error(err)}") from None
+        profiles = load_profiles(_profiles_dir(doc, config))
+    except ConfigError as err:
+        problems += err.problems
+    problems += _station_problems(doc, config, profiles)
+    if config is None or problems:
+        raise ConfigError(problems)
     base = path.resolve().parent
     for holder, attr in ((config, "roster"), (config.outbox, "path"), (config.broker, "ca_file")):
         path_here = rebased(getattr(holder, attr), base)
         if path_here is not None:
             setattr(holder, attr, path_here)
-    if config.profiles_dir is None:
-        config.profiles_dir = DEFAULT_PROFILES
-    elif not config.profiles_dir.is_absolute():
-        config.profiles_dir = base / config.profiles_dir
+    config.profiles_dir = _profiles_dir(doc, config)
     for station in config.stations:
         station.connection.rebase(base)
-    try:
-        profiles = load_profiles(config.profiles_dir)
-    except ProfileError as err:
-        raise ConfigError(str(err)) from None
-    for i, station in enumerate(config.stations):
-        profile = profiles.get(station.profile)
-        where = f"{path}: field 'stations.{i}"
-        if profile is None:
-            raise ConfigError(
-                f"{where}.profile': unknown profile {station.profile!r} "
-                f"(known: {', '.join(sorted(profiles))})"
-            )
-        if profile.protocol != station.connection.type:
-            raise ConfigError(
-                f"{where}.connection.type': profile {profile.model} speaks "
-                f"{profile.protocol}, not {station.connection.type}"
-            )
-        for problem in station.connection.env_problems():
-            raise ConfigError(f"{where}.connection.{problem}")
-    first: dict[str, StationConfig] = {}
-    for i, station in enumerate(config.stations):
-        conn = station.connection
-        other = first.setdefault(conn.source_key(station.id), station)
-        for name in conn.shared_settings() if other is not station else ():
-            mine, theirs = getattr(conn, name), getattr(other.connection, name)
-            if mine != theirs:
-                raise ConfigError(
-                    f"{path}: field 'stations.{i}.connection.{name}': station {station.id} "
-                    f"says {mine!r} but station {other.id}, on the same connection, says "
-                    f"{theirs!r}; stations sharing a connection share one client and must agree"
-                )
+    problems += _shared_problems(doc, config)
     if config.roster is not None and not config.roster.is_file():
-        raise ConfigError(f"{path}: field 'roster': {config.roster} does not exist")
-    try:
-        load_roster(config.roster)
-    except RosterError as err:
-        raise ConfigError(f"{path}: field 'roster': {err}") from None
+        problems.append(doc.problem(("roster",), f"{config.roster} does not exist"))
+    else:
+        try:
+            load_roster(config.roster)
+        except RosterError as err:
+            problems.append(doc.problem(("roster",), str(err)))
+    if problems:
+        raise ConfigError(problems)
     return config, profiles

@@ -10,8 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, create_model, model_validator
 
 from edge_agent.signals import (
     CANONICAL_STATE,
@@ -25,7 +24,8 @@ from edge_agent.signals import (
     is_code,
 )
 from edge_agent.sources.registry import protocols
-from takt_wire.errors import describe_validation_error
+from takt_common.errors import ConfigError, Problem
+from takt_common.settings import did_you_mean, load_model
 from takt_wire.events import Name
 
 __all__ = [
@@ -47,8 +47,8 @@ __all__ = [
 ]
 
 
-class ProfileError(ValueError):
-    """A profile file that cannot be used; the message names the file and the field."""
+class ProfileError(ConfigError):
+    """A profile file that cannot be used; each problem names the file, line and field."""
 
 
 S = TypeVar("S", bound=BaseModel)
@@ -111,31 +111,44 @@ else:
     """The profile model: one optional section per registered protocol."""
 
 
+def _state_hint(loc: tuple[str, ...], value: object) -> str | None:
+    """Advice for a state name a profile gets wrong ('runing' -> 'running')."""
+    if "state" not in loc or not isinstance(value, str):
+        return None
+    if value.startswith("down"):
+        return "a down state is 'down:<reason>', e.g. 'down:jam'"
+    close = did_you_mean(value, ["running", "idle"]).strip(" ()")
+    return close or "a state is running, idle or down:<reason>"
+
+
 def load_profile(path: Path) -> DeviceProfile:
-    """Read and validate one profile; a ProfileError names the file and the field."""
+    """Read and validate one profile; a ProfileError lists every problem with file and line."""
     try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise ProfileError(f"{path}: cannot read: {err}") from None
-    if not isinstance(raw, dict):
-        raise ProfileError(f"{path}: a profile is a mapping of fields")
-    try:
-        return DeviceProfile.model_validate(raw)
-    except ValidationError as err:
-        raise ProfileError(f"{path}: {describe_validation_error(err)}") from None
+        return load_model(DeviceProfile, path, hint=_state_hint)
+    except ConfigError as err:
+        raise ProfileError(err.problems) from None
 
 
 def load_profiles(folder: Path) -> dict[str, DeviceProfile]:
-    """All profiles of a folder, keyed by model; duplicate models are an error."""
+    """All profiles of a folder, keyed by model; every broken file and duplicate reported."""
     profiles: dict[str, DeviceProfile] = {}
     files = sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml"))
     if not files:
         raise ProfileError(f"{folder}: no device profiles (*.yaml) found")
+    problems: list[Problem] = []
     for path in files:
-        profile = load_profile(path)
+        try:
+            profile = load_profile(path)
+        except ProfileError as err:
+            problems += err.problems
+            continue
         if profile.model in profiles:
-            raise ProfileError(f"{path}: field 'model': {profile.model!r} is defined twice")
+            problems.append(
+                Problem(f"{profile.model!r} is defined twice", field="model", file=str(path))
+            )
         profiles[profile.model] = profile
+    if problems:
+        raise ProfileError(problems)
     return profiles
 
 

@@ -34,11 +34,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from edge_agent.backoff import Backoff
 from edge_agent.batching import compose
 from edge_agent.config import GatewayConfig
 from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import Outbox, Row
+from takt_common.backoff import Backoff
 from takt_wire import ContractError
 from takt_wire.acks import decode_ack
 from takt_wire.signing import SIGNATURE_PROPERTY

@@ -15,11 +15,12 @@ from pathlib import Path
 import yaml
 from pydantic import TypeAdapter, ValidationError
 
+from takt_common.errors import TaktError
 from takt_wire import UNATTRIBUTED
 from takt_wire.events import Name
 
 
-class RosterError(ValueError):
+class RosterError(TaktError, ValueError):
     """The roster file is wrong; the message names the file and, where known, the line."""
 
 

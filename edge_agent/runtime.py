@@ -25,7 +25,6 @@ from edge_agent.attribution import (
 )
 from edge_agent.clockage import DeviceClocks
 from edge_agent.config import GatewayConfig
-from edge_agent.http import serve
 from edge_agent.mapping import RawReading, map_reading
 from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import Outbox
@@ -34,6 +33,7 @@ from edge_agent.publisher import Publisher
 from edge_agent.roster import RosterError, load_roster
 from edge_agent.sources import Source, build_sources
 from edge_agent.sources.base import Ack
+from takt_common.status import StatusServer
 
 log = logging.getLogger(__name__)
 
@@ -285,9 +285,10 @@ class Agent:
     async def run(self, stop: asyncio.Event) -> None:
         server = None
         if self.config.http.port:
-            server = await serve(
+            server = StatusServer(
                 self.config.http.host, self.config.http.port, self.metrics.registry, self.health
             )
+            await server.start()
         log.info(
             "agent %s boot %s: %d stations, %d sources, %d events pending",
             self.config.agent_id,
@@ -323,9 +324,7 @@ class Agent:
                 publisher.cancel()
         finally:
             if server is not None:
-                server.close()
-                with contextlib.suppress(Exception):
-                    await server.wait_closed()
+                await server.close()
             self.outbox.close()
             log.info("agent stopped")
 

@@ -36,7 +36,7 @@ def _settings() -> Settings:
     try:
         return load_settings()
     except ConfigError as err:
-        typer.echo(str(err), err=True)
+        typer.echo(err.report(), err=True)
         raise typer.Exit(2) from err
 
 
@@ -80,13 +80,16 @@ def run(
     import uvicorn
 
     from kpi_service.main import create_app
+    from takt_common.logs import configure
+
+    configure("INFO", quiet=("httpx",))  # the house's JSON lines, uvicorn's records included
 
     try:
         application = create_app(_settings())
     except (ConfigError, StoreError) as err:
         typer.echo(str(err), err=True)
         raise typer.Exit(2) from err
-    uvicorn.run(application, host=host, port=port)
+    uvicorn.run(application, host=host, port=port, log_config=None)
 
 
 @db.command("upgrade")

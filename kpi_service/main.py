@@ -36,7 +36,8 @@ LIFESPAN_HOOKS: list[LifespanHook] = []
 
 @asynccontextmanager
 async def _influx_hook(app: FastAPI) -> AsyncIterator[None]:
-    reader = InfluxReader(app.state.settings)
+    settings = app.state.settings
+    reader = InfluxReader(settings.influx, use_rollups=settings.use_rollups)
     app.state.influx = reader
     try:
         yield
@@ -89,7 +90,7 @@ def create_app(
     app.state.roles = RoleBook(app.state.store)
     app.state.targets = TargetStore(app.state.store)
     # Usable without the lifespan too (e.g. API fuzzers driving the ASGI app directly).
-    app.state.influx = InfluxReader(settings)
+    app.state.influx = InfluxReader(settings.influx, use_rollups=settings.use_rollups)
 
     @app.get("/healthz", tags=["health"], summary="Liveness (no credentials needed)")
     async def healthz() -> dict[str, str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from collector.lineproto import Formatter
-from collector.rollups import ROLLUPS
+from takt_store.schema import rollup_aggregate
 from takt_wire.events import GapEvent, SessionEvent, StateEvent, UnitEvent, WorkEvent
 
 AnyEvent = UnitEvent | WorkEvent | SessionEvent | StateEvent | GapEvent
@@ -36,7 +36,7 @@ def setup_statements(db: str) -> list[str]:
 def rollup_statements(db: str, start_ns: int, end_ns: int) -> list[str]:
     """What the collector runs per touched hour (here over a whole range of hours)."""
     return [
-        f'SELECT {fields} INTO "{db}"."rollup"."{m}_1h" FROM "{db}"."raw"."{m}" '
+        f'SELECT {rollup_aggregate(m)} INTO "{db}"."rollup"."{m}_1h" FROM "{db}"."raw"."{m}" '
         f"WHERE time >= {start_ns} AND time < {end_ns} GROUP BY time(1h), *"
-        for m, fields in ROLLUPS.items()
+        for m in ("units", "work", "downtime")
     ]

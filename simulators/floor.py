@@ -27,6 +27,7 @@ from simulators.opcua_plc import NAMESPACE, OpcUaPlc, Security
 from simulators.plan import StationPlan, plan_scenario
 from simulators.scenario import Scenario
 from simulators.serial_box import SerialBox
+from takt_common.errors import TaktError
 
 log = logging.getLogger(__name__)
 HEARTBEAT = "heartbeat"
@@ -39,7 +40,7 @@ def _free_port(host: str) -> int:
         return port
 
 
-class FloorError(RuntimeError):
+class FloorError(TaktError, RuntimeError):
     """The floor cannot start or run as asked."""
 
 

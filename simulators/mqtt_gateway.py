@@ -21,11 +21,12 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from simulators.devicestate import IDENTITY, DeviceState
 from simulators.frames import counter_payload, state_payload
+from takt_common.errors import TaktError
 
 log = logging.getLogger(__name__)
 
 
-class MqttGatewayError(RuntimeError):
+class MqttGatewayError(TaktError, RuntimeError):
     """The simulated gateway could not reach or publish to the broker."""
 
 

@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from takt_common.errors import TaktError
+
 Protocol = Literal["opcua", "mqtt", "serial"]
 DownReason = Literal["fault", "starved", "maintenance", "blocked", "idle"]
 EXCUSED: frozenset[str] = frozenset({"fault", "starved", "maintenance", "blocked"})
@@ -45,7 +47,7 @@ _UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 _UNIT_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 
 
-class ScenarioError(ValueError):
+class ScenarioError(TaktError, ValueError):
     """A scenario file that cannot be run; the message names the file and the field."""
 
 

@@ -23,11 +23,13 @@ from typing import Self
 
 import httpx
 
+from takt_common.errors import TaktError
+
 SETUP_HINT = "run `make setup` (installs mosquitto, influxdb, postgresql-15 and socat through apt)"
 POSTGRES_BIN = ("/usr/lib/postgresql/15/bin",)
 
 
-class ServiceError(RuntimeError):
+class ServiceError(TaktError, RuntimeError):
     """A local service could not be started or did not answer."""
 
 

@@ -25,6 +25,7 @@ import yaml
 
 from takt_cli.localservices import Influxd, Mosquitto, free_port, influxd, mosquitto
 from takt_cli.processes import Child, ProcessGroup
+from takt_common.errors import TaktError
 from takt_wire.batch import MAX_PAYLOAD_BYTES
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ SIGNING_KEY_LABEL = "k1"
 """Label of the agent's signing key: its id is ``<agent id>@k1`` (keys are bound to agents)."""
 
 
-class StackError(RuntimeError):
+class StackError(TaktError, RuntimeError):
     """A component of the local stack did not come up."""
 
 
@@ -248,10 +249,10 @@ class LocalStack:
         env = {
             "TAKT_KPI_ENVIRONMENT": "production",
             "TAKT_KPI_SECRET_KEY": self.secrets.kpi_secret,
-            "TAKT_KPI_INFLUX_URL": self._database().url,
-            "TAKT_KPI_INFLUX_DB": INFLUX_DB,
-            "TAKT_KPI_INFLUX_USERNAME": "admin",
-            "TAKT_KPI_INFLUX_PASSWORD": self.secrets.influx_admin,
+            "TAKT_KPI_INFLUX__URL": self._database().url,
+            "TAKT_KPI_INFLUX__DATABASE": INFLUX_DB,
+            "TAKT_KPI_INFLUX__USERNAME": "admin",
+            "TAKT_KPI_INFLUX__PASSWORD": self.secrets.influx_admin,
             "TAKT_KPI_STATE_DIR": str(state),
             "TAKT_KPI_TIMEZONE": timezone,
         }

@@ -6,11 +6,15 @@ deployment; secrets (MQTT and SMTP passwords, webhook keys) only come from the e
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from takt_common.settings import TaktSettings
+from takt_store.settings import InfluxSettings
 from takt_wire.admission import DEFAULT_MAX_FUTURE_S, DEFAULT_MAX_PAST_S, Policy
 
 
@@ -24,12 +28,22 @@ class SmtpSettings(BaseModel):
     timeout_s: float = Field(default=10.0, gt=0)
 
 
-class AlertSettings(BaseSettings):
-    """Where events come from, where rules and state live, how deliveries retry."""
+class AlertSettings(TaktSettings):
+    """Where events come from, where rules and state live, how deliveries retry.
+
+    An optional YAML file named by ``TAKT_ALERTS_CONFIG_FILE`` sits below the
+    environment (the shared loader, takt_common.settings).
+    """
 
     model_config = SettingsConfigDict(
         env_prefix="TAKT_ALERTS_", env_nested_delimiter="__", extra="forbid"
     )
+    config_file_env: ClassVar[str | None] = "TAKT_ALERTS_CONFIG_FILE"
+    renamed: ClassVar[Mapping[str, str]] = {
+        "influx_url": "influx.url",
+        "influx_db": "influx.database",
+        "influx_rp": "influx.raw_rp",
+    }
 
     enabled: bool = False
     rules_file: Path = Path("config/alert-rules.yaml")
@@ -43,11 +57,11 @@ class AlertSettings(BaseSettings):
     mqtt_client_id: str = "takt-alerts"
     site: str = Field(default="+", description="Site to watch ('+' = every site).")
 
-    influx_url: str | None = Field(
-        default=None, description="Rebuild windows from here at start (None: the KPI service's)."
+    influx: InfluxSettings | None = Field(
+        default=None,
+        description="Rebuild windows from this InfluxDB at start: the KPI service's ``influx`` "
+        "section, with the fields given here replacing its own (None: the KPI service's).",
     )
-    influx_db: str | None = None
-    influx_rp: str = "raw"
     rebuild_minutes: float = Field(default=60.0, ge=0)
 
     retention_s: float = Field(default=3600.0, gt=0)
@@ -81,6 +95,14 @@ class AlertSettings(BaseSettings):
         if any(not key.get_secret_value() for key in self.signing_keys.values()):
             raise ValueError("a signing key is empty")
         return self
+
+    def influx_for(self, kpi: InfluxSettings) -> InfluxSettings:
+        """Where to rebuild from: the KPI service's InfluxDB, with this section's fields on top."""
+        if self.influx is None:
+            return kpi
+        return kpi.model_copy(
+            update={name: getattr(self.influx, name) for name in self.influx.model_fields_set}
+        )
 
     @property
     def policy(self) -> Policy:

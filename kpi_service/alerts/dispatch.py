@@ -18,14 +18,13 @@ from tenacity import (
     RetryError,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential,
-    wait_random,
 )
 
 from kpi_service.alerts.channels import Channel, DeliveryError
 from kpi_service.alerts.model import Transition
 from kpi_service.alerts.rules import RuleSet
 from kpi_service.alerts.store import AlertStore, DeliveryStatus
+from takt_common.backoff import retry_wait
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +81,7 @@ class Dispatcher:
         try:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(self.attempts),
-                wait=wait_exponential(multiplier=self.backoff_s, max=self.backoff_max_s)
-                + wait_random(0, self.backoff_s),
+                wait=retry_wait(self.backoff_s, self.backoff_max_s),
                 retry=retry_if_exception(_retryable),
                 reraise=False,
             ):

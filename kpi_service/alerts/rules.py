@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from takt_common.errors import TaktError
 from takt_wire.errors import describe_validation_error
 
 Metric = Literal["defect_rate", "efficiency", "no_output", "down_time"]
@@ -36,7 +37,7 @@ UNITS: dict[Metric, str] = {
 }
 
 
-class RulesError(ValueError):
+class RulesError(TaktError, ValueError):
     """The rules file is invalid; the message names the file and the field."""
 
 

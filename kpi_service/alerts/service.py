@@ -30,6 +30,8 @@ from kpi_service.alerts.mqttio import Message, MqttLink
 from kpi_service.alerts.rebuild import fetch, replay
 from kpi_service.alerts.rules import RuleSet, dump_rules, load_rules
 from kpi_service.alerts.store import AlertStore
+from takt_common.errors import TaktError
+from takt_store.settings import InfluxSettings
 from takt_wire import ContractError
 from takt_wire.admission import admit
 from takt_wire.topics import events_filter, shared
@@ -45,7 +47,7 @@ REFUSED_EVENTS = Counter(
 TRANSITIONS = Counter("takt_alert_transitions_total", "Alert transitions", ["kind"])
 
 
-class AlertError(Exception):
+class AlertError(TaktError):
     """Root of the alert service's own errors."""
 
 
@@ -62,7 +64,7 @@ class AlertService:
         self,
         settings: AlertSettings,
         *,
-        influx: tuple[str, str, tuple[str, str] | None] | None = None,
+        influx: InfluxSettings | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -94,8 +96,7 @@ class AlertService:
         self.engine.restore(self.store.open_alerts(), self.store.cooldowns())
         self._http = httpx.AsyncClient(timeout=s.http_timeout_s)
         if self.influx is not None:
-            url, db, auth = self.influx
-            found = await fetch(self._http, url, db, s.influx_rp, s.rebuild_minutes, auth)
+            found = await fetch(self.influx, s.rebuild_minutes)
             self.rebuilt = replay(self.engine, found, self.clock())
             log.info("alert windows rebuilt from %d InfluxDB points", self.rebuilt)
         self._link = MqttLink(

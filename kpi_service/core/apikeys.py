@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from kpi_service.store.db import Database, as_utc, utcnow
 from kpi_service.store.tables import apikeys
+from takt_common.errors import TaktError
 
 SCOPES = frozenset({"hr:read", "hr:write", "supervisor", "admin", "ingest", "self"})
 KEY_PREFIX = "takt_"
@@ -77,7 +78,7 @@ class KeyInfo:
         return "active"
 
 
-class UnknownKey(LookupError):
+class UnknownKey(TaktError, LookupError):
     """No key of that name."""
 
 

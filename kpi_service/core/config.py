@@ -8,26 +8,32 @@ cannot silently expose worker data.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from datetime import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
 
-from takt_wire.errors import describe_validation_error
+from takt_common.errors import ConfigError as ConfigError
+from takt_common.settings import TaktSettings
+from takt_common.settings import load_settings as load_file_settings
+from takt_store.settings import InfluxSettings
 
 DEFAULT_SECRET = "change-me"
+
+RENAMED = {
+    "influx_url": "influx.url",
+    "influx_db": "influx.database",
+    "influx_username": "influx.username",
+    "influx_password": "influx.password",
+    "influx_rp_raw": "influx.raw_rp",
+    "influx_rp_rollup": "influx.rollup_rp",
+    "influx_timeout_s": "influx.timeout_s",
+}
+"""Flat names of before the shared ``influx:`` section; accepted with a warning for one release."""
 CONFIG_FILE_ENV = "TAKT_KPI_CONFIG_FILE"
-
-
-class ConfigError(ValueError):
-    """Configuration is invalid; the message names the file and the field."""
 
 
 class BreakDef(BaseModel):
@@ -95,57 +101,34 @@ def _default_bands() -> list[Band]:
     ]
 
 
-class _YamlSource(PydanticBaseSettingsSource):
-    """Reads the YAML file named by ``TAKT_KPI_CONFIG_FILE`` (lowest priority after defaults)."""
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False
-
-    def __call__(self) -> dict[str, Any]:
-        path = os.environ.get(CONFIG_FILE_ENV)
-        if not path:
-            return {}
-        try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as err:
-            raise ConfigError(f"{path}: cannot read config: {err}") from err
-        if data is None:
-            return {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: the config must be a mapping of setting names")
-        secrets = sorted(k for k in data if k in _SECRET_FIELDS)
-        if secrets:
-            raise ConfigError(
-                f"{path}: field {secrets[0]!r} is a secret; set it in the environment "
-                f"(TAKT_KPI_{secrets[0].upper()}), never in a file"
-            )
-        return data
-
-
 MIN_SECRET_CHARS = 16
 """A key shorter than this is guessable (API key hashes and pseudonyms depend on it)."""
 
-_SECRET_FIELDS = {"secret_key", "pseudonym_key", "influx_password", "database_url"}
 
+class Settings(TaktSettings):
+    """Everything the KPI service needs; see docs/kpi-service.md for each field.
 
-class Settings(BaseSettings):
-    """Everything the KPI service needs; see docs/kpi-service.md for each field."""
+    The YAML file is named by ``TAKT_KPI_CONFIG_FILE`` (also when the settings are
+    built directly); the environment overrides it.
+    """
 
-    model_config = SettingsConfigDict(env_prefix="TAKT_KPI_", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="TAKT_KPI_", env_nested_delimiter="__", extra="forbid"
+    )
+    config_file_env: ClassVar[str | None] = CONFIG_FILE_ENV
+    renamed: ClassVar[Mapping[str, str]] = RENAMED
 
     environment: Literal["development", "production"] = "production"
 
-    influx_url: str = "http://127.0.0.1:8086"
-    influx_db: str = "takt"
-    influx_username: str | None = None
-    influx_password: SecretStr | None = None
-    influx_rp_raw: str = "raw"
-    influx_rp_rollup: str = "rollup"
+    influx: InfluxSettings = Field(
+        default_factory=InfluxSettings,
+        description="The InfluxDB the collector writes (the same section as the collector's); "
+        "the password from TAKT_KPI_INFLUX__PASSWORD.",
+    )
     use_rollups: bool = Field(
         default=True,
         description="Read hourly rollups when the period's buckets are whole hours.",
     )
-    influx_timeout_s: float = 30.0
 
     secret_key: SecretStr = Field(
         default=SecretStr(DEFAULT_SECRET), description="Pepper for API key hashes."
@@ -188,17 +171,6 @@ class Settings(BaseSettings):
         "checked before computing).",
     )
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _YamlSource(settings_cls))
-
     @model_validator(mode="after")
     def _checked(self) -> Settings:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -234,6 +206,23 @@ class Settings(BaseSettings):
                 )
         return self
 
+    # Read-only aliases of the flat names, for code not yet moved to ``settings.influx``.
+    @property
+    def influx_url(self) -> str:
+        return self.influx.url
+
+    @property
+    def influx_db(self) -> str:
+        return self.influx.database
+
+    @property
+    def influx_username(self) -> str | None:
+        return self.influx.username
+
+    @property
+    def influx_password(self) -> SecretStr | None:
+        return self.influx.password
+
     @property
     def store_url(self) -> str:
         """The relational store: ``database_url``, else SQLite in ``state_dir``."""
@@ -252,10 +241,7 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build settings, turning validation errors into one message naming source and field."""
-    try:
-        return Settings(**overrides)
-    except ValidationError as err:
-        source = os.environ.get(CONFIG_FILE_ENV) or "environment (TAKT_KPI_*)"
-        problems = describe_validation_error(err, limit=20)
-        raise ConfigError(f"{source}: invalid KPI service settings: {problems}") from err
+    """Build settings from ``TAKT_KPI_CONFIG_FILE`` and the environment; a ConfigError
+    lists every problem with file, line and field."""
+    path = os.environ.get(CONFIG_FILE_ENV)
+    return load_file_settings(Settings, Path(path) if path else None, **overrides)

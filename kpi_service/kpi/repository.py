@@ -94,25 +94,28 @@ async def fetch(
     with_serials: bool,
 ) -> KpiData:
     start, end = bucket_list[0].start_ns, bucket_list[-1].end_ns
-    step, rollup = plan(bucket_list, group, reader.settings.use_rollups)
+    step, rollup = plan(bucket_list, group, reader.use_rollups)
     where = _time_range(start, end) + filters.where()
     by_time = f"time({step}s), " if step else ""
-    src = reader.rollup if rollup else reader.raw
     suffix = "_1h" if rollup else ""
+
+    def src(m: str) -> str:
+        return reader.source(m + suffix, rollup=rollup)
+
     tags = ", ".join(quote_ident(t) for t in TAGS)
     fill = " fill(none)" if step else ""
     statements = [
-        f'SELECT sum("count") AS "count" FROM {src}.{quote_ident("units" + suffix)} '
+        f'SELECT sum("count") AS "count" FROM {src("units")} '
         f'WHERE {where} GROUP BY {by_time}{tags}, "outcome", "defect_code"{fill}',
         f'SELECT sum("work_s") AS "work_s", sum("effective_s") AS "effective_s", '
-        f'sum("down_s") AS "down_s" FROM {src}.{quote_ident("work" + suffix)} '
+        f'sum("down_s") AS "down_s" FROM {src("work")} '
         f"WHERE {where} GROUP BY {by_time}{tags}{fill}",
-        f'SELECT sum("seconds") AS "seconds" FROM {src}.{quote_ident("downtime" + suffix)} '
+        f'SELECT sum("seconds") AS "seconds" FROM {src("downtime")} '
         f'WHERE {where} GROUP BY {by_time}{tags}, "reason"{fill}',
     ]
     if with_serials:
         statements.append(
-            f'SELECT "serial" FROM {reader.raw}."units" WHERE {where} AND "serial" =~ /./ '
+            f'SELECT "serial" FROM {reader.source("units")} WHERE {where} AND "serial" =~ /./ '
             f'GROUP BY {tags}, "outcome"'
         )
     # One request per statement: InfluxDB runs separate requests on separate cores,
@@ -133,7 +136,7 @@ async def known_workers(reader: InfluxReader, filters: Filters) -> list[str]:
     cond = filters.where().removeprefix(" AND ")
     where = f" WHERE {cond}" if cond else ""
     q = "; ".join(
-        f'SHOW TAG VALUES FROM {reader.raw}.{quote_ident(m)} WITH KEY = "worker"{where}'
+        f'SHOW TAG VALUES FROM {reader.source(m)} WITH KEY = "worker"{where}'
         for m in ("units", "work")
     )
     names: set[str] = set()
@@ -163,7 +166,7 @@ async def unobserved(
     """(seconds, spans) in which a station of the worker's could not be observed."""
     where = f'{_time_range(start_ns, end_ns)} AND "worker" = {quote_str(worker)}{filters.where()}'
     (result,) = await reader.query(
-        f'SELECT sum("seconds"), count("seconds") FROM {reader.raw}."gaps" WHERE {where}'
+        f'SELECT sum("seconds"), count("seconds") FROM {reader.source("gaps")} WHERE {where}'
     )
     if not result:
         return 0.0, 0
@@ -186,7 +189,7 @@ async def evidence(
         quote_ident(f) for f in ["site", "line", "station", *EVIDENCE_FIELDS[measurement]]
     )
     where = f'{_time_range(start_ns, end_ns)} AND "worker" = {quote_str(worker)}{filters.where()}'
-    src = f"{reader.raw}.{quote_ident(measurement)}"
+    src = reader.source(measurement)
     count_field = {"units": "count", "work": "work_s", "downtime": "seconds", "gaps": "seconds"}[
         measurement
     ]

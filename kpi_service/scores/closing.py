@@ -27,9 +27,10 @@ from kpi_service.scores.scoring import MetricResult, ScoreResult
 from kpi_service.scores.service import WorkerScore
 from kpi_service.store.db import Database, as_utc, utcnow
 from kpi_service.store.tables import period_closes as t
+from takt_common.errors import TaktError
 
 
-class CloseConflict(ValueError):
+class CloseConflict(TaktError, ValueError):
     """Closing a closed period, or re-opening an open one."""
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import and_, insert, select, tuple_
 from kpi_service.scores.model import Finite, Name
 from kpi_service.store.db import Database, as_utc, utcnow
 from kpi_service.store.tables import external_metrics as t
+from takt_common.errors import TaktError
 
 Reference = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e][\x20-\x7e]*$", max_length=256)]
 
@@ -53,7 +54,7 @@ class StoredValue:
     received_by: str
 
 
-class DuplicateReference(ValueError):
+class DuplicateReference(TaktError, ValueError):
     """A (source, reference) already stored with different content."""
 
 

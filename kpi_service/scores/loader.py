@@ -8,10 +8,11 @@ import yaml
 from pydantic import ValidationError
 
 from kpi_service.scores.model import SchemeSpec
+from takt_common.errors import TaktError
 from takt_wire.errors import describe_validation_error
 
 
-class SchemeFileError(ValueError):
+class SchemeFileError(TaktError, ValueError):
     """The file cannot be read or an entry is invalid (the message says where)."""
 
 

@@ -15,9 +15,10 @@ from sqlalchemy.exc import IntegrityError
 from kpi_service.scores.model import SchemeSpec, SchemeVersion
 from kpi_service.store.db import Database, as_utc, utcnow
 from kpi_service.store.tables import scheme_versions as t
+from takt_common.errors import TaktError
 
 
-class SchemeConflict(ValueError):
+class SchemeConflict(TaktError, ValueError):
     """The new version would rewrite history (or lost a race with another writer)."""
 
 

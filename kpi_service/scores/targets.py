@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from kpi_service.scores.model import MEASURED, Finite, Name
 from kpi_service.store.db import Database, as_utc, utcnow
 from kpi_service.store.tables import target_acks, targets
+from takt_common.errors import TaktError
 
 TargetPeriod = Literal["day", "week", "month"]
 
@@ -65,7 +66,7 @@ class Target:
     acknowledged_at: datetime | None = None
 
 
-class UnknownTarget(LookupError):
+class UnknownTarget(TaktError, LookupError):
     pass
 
 

@@ -19,12 +19,14 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, event
 
+from takt_common.errors import TaktError
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 _migrated: set[str] = set()
 _lock = threading.Lock()
 
 
-class StoreError(RuntimeError):
+class StoreError(TaktError, RuntimeError):
     """The database cannot be opened or migrated (the message says which and why)."""
 
 

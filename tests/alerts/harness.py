@@ -25,6 +25,7 @@ from kpi_service.core.apikeys import KeyStore
 from kpi_service.core.config import Settings
 from kpi_service.main import create_app
 from takt_cli.localservices import free_port
+from takt_store.settings import InfluxSettings
 from takt_wire import Batch, encode_batch
 from takt_wire.topics import events_topic
 
@@ -70,8 +71,7 @@ def make_app(
     settings = Settings(
         environment="development",
         state_dir=tmp_path / "state",
-        influx_url=influx_url,
-        influx_db=db,
+        influx=InfluxSettings(url=influx_url, database=db),
     )
     rules = tmp_path / "rules.yaml"
     if not rules.exists():

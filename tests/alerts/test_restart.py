@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from pydantic import SecretStr
 
 from kpi_service.alerts.rebuild import fetch
+from kpi_service.alerts.windows import Series, efficiency_inputs, obs_from_event
 from kpi_service.testing import AnyEvent, lines_of, setup_statements
 from takt_cli.localservices import Influxd, Mosquitto
+from takt_store.errors import InfluxAuthError
+from takt_store.settings import InfluxSettings
 from tests.alerts.factory import Line
 from tests.alerts.harness import Bus, make_app, now_aligned, serve, service, until
 from tests.alerts.receivers import HttpReceiver, receiver_fixture
@@ -98,13 +102,59 @@ async def test_rebuild_reads_an_influxdb_with_authentication(
         line.work(0, 5),
     ]
     server.write(db, lines_of(events))
-    async with httpx.AsyncClient(timeout=10) as http:
-        with pytest.raises(httpx.HTTPStatusError):
-            await fetch(http, server.url, db, "raw", 60, None)
-        found = await fetch(http, server.url, db, "raw", 60, ("takt", "pw-for-tests"))
+    anonymous = InfluxSettings(url=server.url, database=db)
+    with pytest.raises(InfluxAuthError):
+        await fetch(anonymous, 60)
+    found = await fetch(
+        anonymous.model_copy(update={"username": "takt", "password": SecretStr("pw-for-tests")}),
+        60,
+    )
     assert sorted(obs.kind for obs, _ in found) == ["state", "unit", "unit", "unit", "unit",
                                                     "unit", "work"]  # fmt: skip
     units = [obs for obs, _ in found if obs.kind == "unit"]
     assert sum(o.defect for o in units) == 1 and sum(o.good for o in units) == 4
     assert {identity for _, identity in found} == {e.identity for e in events}
     assert units[0].ts == pytest.approx(events[0].ts.timestamp(), abs=0.001)
+
+
+async def test_rebuilt_work_counts_pro_rata_like_the_live_one(influxd: Influxd) -> None:
+    """Work points are stamped at the interval's start; the rebuild must give back its end.
+
+    Before the shared inverse, a rebuilt interval had zero span and counted whole in a
+    window that only overlaps part of it. The expected figures are worked out by hand.
+    """
+    db = "alerts_pro_rata"
+    for statement in setup_statements(db):
+        influxd.query(statement)
+    line = Line(t0=now_aligned() - timedelta(minutes=10))
+    events: list[AnyEvent] = [
+        line.work(0, 60),  # effective 60
+        *line.units(5, 50, every=2.0),  # 50 good units, t = 5 ... 103
+        line.work(60, 120, down=20),  # effective 40
+        line.work(120, 180, down=6),  # effective 54
+    ]
+    influxd.write(db, lines_of(events))
+    found = await fetch(InfluxSettings(url=influxd.url, database=db), 60)
+    assert {identity for _, identity in found} == {e.identity for e in events}
+
+    rebuilt, live = Series(), Series()
+    for obs, _ in found:
+        rebuilt.add(obs)
+    for event in events:
+        one = obs_from_event(event)
+        assert one is not None
+        live.add(one)
+    t0 = line.t0.timestamp()
+    now, minutes = t0 + 150, 2.0  # window (t0 + 30, t0 + 150]: half of the first and last
+    cycle = 2.0
+    earned, effective, units = efficiency_inputs(rebuilt, now, minutes, cycle)
+    # By hand: 0.5 x 60 + 40 + 0.5 x 54 effective seconds; units at t = 31, 33, ..., 103.
+    in_window = [5 + 2 * i for i in range(50) if 30 < 5 + 2 * i <= 150]
+    assert effective == pytest.approx(0.5 * 60 + 40 + 0.5 * 54)
+    assert units == len(in_window) and earned == pytest.approx(len(in_window) * cycle)
+    assert (earned, effective, units) == pytest.approx(
+        efficiency_inputs(live, now, minutes, cycle)
+    ), "rebuilt windows give the live figures"
+    work = sorted((o for o, _ in found if o.kind == "work"), key=lambda o: o.start)
+    spans = [x for o in work for x in (o.start - t0, o.ts - t0)]
+    assert spans == pytest.approx([0, 60, 60, 120, 120, 180], abs=1e-6)

@@ -106,9 +106,9 @@ def test_unit_work_session_state_points() -> None:
     assert lines[1] == (
         "work,site=s1,line=L1,station=st1,worker=w1,edge=a1 "
         "work_s=60.0,effective_s=50.0,down_s=10.0,"
-        f"start_ns={ns + 456_000 - 60 * 10**9}i,"
+        f"start_ns={ns + 456_000 - 60 * 10**9}i,end_ns={ns + 456_000}i,"
         f'seq=4i,historical=false,agent="a1",boot="b1",device="plc1" {work_ns + 4}'
-    )  # work and down time are stamped at the interval's start
+    )  # work and down time are stamped at the interval's start; end_ns keeps its end
     assert lines[2] == (
         "downtime,site=s1,line=L1,station=st1,worker=w1,reason=fault,edge=a1 seconds=10.0,"
         f'agent="a1",boot="b1",seq=4i {work_ns + 4}'

@@ -22,20 +22,21 @@ from pymodbus import FramerType
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
-from edge_agent.backoff import Backoff
 from edge_agent.config import GatewayConfig
 from edge_agent.mapping import RawReading
 from edge_agent.metrics import AgentMetrics
 from edge_agent.sources.base import Binding, Sink
 from edge_agent.sources.modbus.decode import decode
 from edge_agent.sources.modbus.models import WORDS, ModbusBinding, ModbusConnection, Register
+from takt_common.backoff import Backoff
+from takt_common.errors import TaktError
 
 log = logging.getLogger(__name__)
 
 Client = AsyncModbusTcpClient | AsyncModbusSerialClient
 
 
-class StationError(Exception):
+class StationError(TaktError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason

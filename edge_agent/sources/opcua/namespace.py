@@ -13,9 +13,10 @@ import fnmatch
 import re
 
 from edge_agent.sources.opcua.models import OpcuaBinding
+from takt_common.errors import TaktError
 
 
-class NamespaceError(LookupError):
+class NamespaceError(TaktError, LookupError):
     """The profile's namespace is not (exactly once) in the server's namespace array."""
 
 

@@ -32,7 +32,6 @@ from asyncua.common.node import Node
 from asyncua.common.subscription import Subscription
 from asyncua.crypto import security_policies
 
-from edge_agent.backoff import Backoff
 from edge_agent.config import GatewayConfig
 from edge_agent.mapping import RawReading
 from edge_agent.metrics import AgentMetrics
@@ -42,6 +41,7 @@ from edge_agent.sources.opcua.browse import discover_codes, node_id, wanted_name
 from edge_agent.sources.opcua.history import catch_up
 from edge_agent.sources.opcua.models import OpcuaBinding, OpcuaConnection
 from edge_agent.sources.opcua.namespace import NamespaceError, resolve_namespace
+from takt_common.backoff import Backoff
 
 log = logging.getLogger(__name__)
 

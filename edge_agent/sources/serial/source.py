@@ -14,13 +14,13 @@ import logging
 
 import serial
 
-from edge_agent.backoff import Backoff
 from edge_agent.config import GatewayConfig
 from edge_agent.mapping import RawReading
 from edge_agent.metrics import AgentMetrics
 from edge_agent.sources.base import Binding, Sink
 from edge_agent.sources.serial.framing import Corrupt, FrameDecoder
 from edge_agent.sources.serial.models import SerialBinding, SerialConnection
+from takt_common.backoff import Backoff
 
 log = logging.getLogger(__name__)
 

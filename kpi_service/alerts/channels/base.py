@@ -12,9 +12,10 @@ import httpx
 from kpi_service.alerts.config import SmtpSettings
 from kpi_service.alerts.model import Transition
 from kpi_service.alerts.rules import ChannelDef
+from takt_common.errors import TaktError
 
 
-class DeliveryError(Exception):
+class DeliveryError(TaktError):
     """A send failed; ``retryable`` says whether trying again may help."""
 
     def __init__(self, message: str, *, retryable: bool) -> None:

@@ -36,10 +36,7 @@ async def alerts_lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         return
     kpi = app.state.settings
-    auth = None
-    if kpi.influx_username and kpi.influx_password:
-        auth = (kpi.influx_username, kpi.influx_password.get_secret_value())
-    influx = (settings.influx_url or kpi.influx_url, settings.influx_db or kpi.influx_db, auth)
+    influx = settings.influx_for(kpi.influx)
     service = AlertService(settings, influx=influx)
     await service.start()
     app.state.alerts = service
