@@ -15,8 +15,6 @@ off. Counter deltas in a reading belong to the operator and state in force
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import math
 import re
 from collections.abc import Callable
@@ -29,6 +27,7 @@ from pydantic import BaseModel, Field, ValidationError
 from edge_agent.counters import counter_delta
 from edge_agent.mapping import Reading
 from edge_agent.profile import DeviceProfile
+from takt_common.pseudonym import STORED, pseudonym
 from takt_wire import UNATTRIBUTED, GapEvent, SessionEvent, StateEvent, UnitEvent, WorkEvent
 from takt_wire.errors import describe_validation_error
 from takt_wire.events import MAX_UNITS_PER_EVENT, EventBase
@@ -97,8 +96,7 @@ class WorkerResolver:
             self.unknown.add(badge)
             worker = "badge-" + _UNSAFE.sub("_", badge)[:56]
         if self.key is not None:
-            digest = hmac.new(self.key, worker.encode(), hashlib.sha256).hexdigest()
-            return "p-" + digest[:20]
+            return pseudonym(self.key, worker, STORED)
         return worker[:64]
 
 

@@ -1,8 +1,8 @@
 """The KPI service application factory.
 
-``LIFESPAN_HOOKS`` is the extension point for other parts of the service (realtime
-alerts, board): each hook is an async context manager factory taking the app; they
-are entered in order at start-up and exited in reverse at shutdown.
+Lifespan hooks are async context manager factories taking the app, entered in order at
+start-up and exited in reverse at shutdown: the store and InfluxDB here, plus those a
+caller passes (``hooks``). The alert engine needs none: its router carries its lifespan.
 """
 
 from __future__ import annotations
@@ -30,9 +30,6 @@ from kpi_service.store.legacy import import_legacy
 
 LifespanHook = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
-LIFESPAN_HOOKS: list[LifespanHook] = []
-"""Hooks every app created afterwards runs (append at import time of your module)."""
-
 
 @asynccontextmanager
 async def _influx_hook(app: FastAPI) -> AsyncIterator[None]:
@@ -56,9 +53,9 @@ async def _store_hook(app: FastAPI) -> AsyncIterator[None]:
 def create_app(
     settings: Settings | None = None, *, hooks: list[LifespanHook] | None = None
 ) -> FastAPI:
-    """Build the app; ``hooks`` run after the global ``LIFESPAN_HOOKS``."""
+    """Build the app; ``hooks`` run after the store's and InfluxDB's."""
     settings = settings or load_settings()
-    all_hooks: list[LifespanHook] = [_store_hook, _influx_hook, *LIFESPAN_HOOKS, *(hooks or [])]
+    all_hooks: list[LifespanHook] = [_store_hook, _influx_hook, *(hooks or [])]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from kpi_service.alerts.model import Alert, Severity, Transition, alert_id
-from kpi_service.alerts.rules import UNITS, Rule, RuleSet
+from kpi_service.alerts.rules import UNITS, Rule, RuleSet, kpi_value
 from kpi_service.alerts.windows import (
     Obs,
     ScopeKey,
@@ -22,6 +22,9 @@ from kpi_service.alerts.windows import (
     obs_from_event,
     scope_keys,
 )
+from kpi_service.core.config import Standard
+from kpi_service.kpi.compute import line_cycles
+from kpi_service.kpi.metrics import Sums
 from takt_wire import Event
 
 RuleKey = tuple[str, ScopeKey]
@@ -64,11 +67,22 @@ class Engine:
     max_future_s: float | None = None
     """Refuse events this far ahead of wall time (None: trust device clocks, e.g. simulators)."""
     dedupe_capacity: int = 500_000
+    standards: list[Standard] = field(default_factory=list)
+    """The KPI settings' standards: efficiency rules without their own ``standard_cycle_s``
+    use these, exactly as the KPI computation does."""
     series: dict[ScopeKey, Series] = field(default_factory=dict)
     clocks: dict[tuple[str, str], LineClock] = field(default_factory=dict)
     states: dict[RuleKey, RuleState] = field(default_factory=dict)
     counters: Counters = field(default_factory=Counters)
     _seen: dict[tuple[str, str, int], None] = field(default_factory=dict)
+    _cycles: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def cycles(self, line: str) -> dict[str, float]:
+        """Station -> standard cycle seconds on ``line`` from the KPI standards (cached)."""
+        found = self._cycles.get(line)
+        if found is None:
+            found = self._cycles[line] = line_cycles(self.standards, line)
+        return found
 
     def __post_init__(self) -> None:
         longest = max((r.window.minutes or 0.0 for r in self.rules.rules), default=0.0) * 60.0
@@ -223,17 +237,19 @@ class Engine:
             total = good + defect
             if total == 0 or total < rule.min_samples:
                 return None
-            return 100.0 * defect / total
+            return kpi_value("defect_rate", Sums(units_good=good, units_defect=defect))
         if rule.metric == "efficiency":
             assert window.minutes is not None
-            cycle = rule.standard_cycle_s
-            if cycle is None:
-                return None
+            own = rule.standard_cycle_s
+            cycle = self.cycles(key[2]) if own is None else own
             cycle = float(cycle) if isinstance(cycle, int | float) else cycle
-            earned, effective, units = efficiency_inputs(series, now, window.minutes, cycle)
-            if effective <= 0 or units < rule.min_samples:
+            if not cycle:
                 return None
-            return 100.0 * earned / effective
+            earned, effective, units = efficiency_inputs(series, now, window.minutes, cycle)
+            if units < rule.min_samples:
+                return None
+            sums = Sums(standard_s=earned, standard_effective_s=effective)
+            return kpi_value("efficiency", sums)
         if rule.metric == "down_time":
             assert window.minutes is not None
             return down_minutes(series, now, window.minutes)

@@ -1,8 +1,9 @@
 """Live figures for the supervisor board, read from the engine's windows (pure).
 
 Per line: every station (machine state, defect rate, efficiency) and every worker at
-it (the same figures and a per-minute trend). Efficiency is % of standard when an
-efficiency rule gives the station's standard cycle, else good units per effective hour.
+it (the same figures and a per-minute trend). Efficiency is % of standard where the KPI
+standards (or an efficiency rule's own ``standard_cycle_s``) give the station a standard
+cycle; good units per effective hour are shown too. Figures come from the metric registry.
 """
 
 from __future__ import annotations
@@ -12,13 +13,16 @@ from collections.abc import Callable
 from typing import Any
 
 from kpi_service.alerts.engine import Engine
+from kpi_service.alerts.rules import kpi_value
 from kpi_service.alerts.windows import ScopeKey, Series, efficiency_inputs
+from kpi_service.kpi.metrics import METRICS, Sums
 
 TREND_MINUTES = 30
 
 
-def standards(engine: Engine) -> dict[str, float]:
-    """Station -> standard cycle seconds, from the efficiency rules."""
+def standards(engine: Engine, line: str) -> dict[str, float]:
+    """Station -> standard cycle seconds on ``line``: an efficiency rule's own standard
+    where one gives it, else the KPI standards."""
     out: dict[str, float] = {}
     default: float | None = None
     for rule in engine.rules.rules:
@@ -32,6 +36,9 @@ def standards(engine: Engine) -> dict[str, float]:
             default = float(cycle)
     if default is not None:
         out.setdefault("*", default)
+    else:
+        for station, seconds in engine.cycles(line).items():
+            out.setdefault(station, seconds)
     return out
 
 
@@ -44,15 +51,22 @@ def figures(series: Series, now: float, minutes: float, cycles: dict[str, float]
     known = {s: c for s, c in cycle.items() if c > 0}
     earned, effective, _ = efficiency_inputs(series, now, minutes, known)
     _, effective_all, _ = efficiency_inputs(series, now, minutes, 1.0)
+    defect_rate = kpi_value("defect_rate", Sums(units_good=window.good, units_defect=window.defect))
+    efficiency = kpi_value("efficiency", Sums(standard_s=earned, standard_effective_s=effective))
+    per_hour = METRICS["good_per_effective_hour"].compute(
+        Sums(units_good=window.good, effective_s=effective_all)
+    )
     return {
         "good": window.good,
         "defect": window.defect,
-        "defect_rate": round(100.0 * window.defect / total, 2) if total else None,
-        "efficiency": round(100.0 * earned / effective, 1) if known and effective > 0 else None,
-        "units_per_hour": round(window.good * 3600.0 / effective_all, 1)
-        if effective_all > 0
-        else None,
+        "defect_rate": _round(defect_rate, 2) if total else None,
+        "efficiency": _round(efficiency, 1) if known else None,
+        "units_per_hour": _round(per_hour, 1),
     }
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def trend(series: Series, now: float, minutes: int = TREND_MINUTES) -> list[list[int]]:
@@ -74,7 +88,7 @@ def snapshot(
     engine: Engine, wall: float, minutes: float, visible: Callable[[str], bool]
 ) -> dict[str, Any]:
     """The board's picture of every visible line, and the open alerts on it."""
-    cycles = standards(engine)
+    cycles: dict[str, dict[str, float]] = {}
     lines: dict[tuple[str, str], dict[str, Any]] = {}
     keys: list[ScopeKey] = sorted(engine.series, key=lambda k: tuple(str(p) for p in k))
     for key in keys:
@@ -83,6 +97,9 @@ def snapshot(
         if clock is None or not visible(line) or scope == "line":
             continue
         now = clock.at(wall)
+        line_cycles = cycles.get(line)
+        if line_cycles is None:
+            line_cycles = cycles[line] = standards(engine, line)
         entry = lines.setdefault(
             (site, line), {"site": site, "line": line, "event_time": now, "stations": {}}
         )
@@ -90,13 +107,13 @@ def snapshot(
         node = entry["stations"].setdefault(station, {"station": station, "workers": {}})
         series = engine.series[key]
         if scope == "station":
-            node.update(figures(series, now, minutes, cycles))
+            node.update(figures(series, now, minutes, line_cycles))
             node["state"] = series.current_state(station)
         elif worker is not None:
             node["workers"][worker] = {
                 "worker": worker,
                 "logged_in": series.logged_in,
-                **figures(series, now, minutes, cycles),
+                **figures(series, now, minutes, line_cycles),
                 "trend": trend(series, now),
             }
     alerts = [

@@ -12,8 +12,16 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
+from kpi_service.kpi.metrics import METRICS, Sums
 from takt_common.errors import TaktError
 from takt_wire.errors import describe_validation_error
 
@@ -23,15 +31,31 @@ RuleId = Annotated[
     str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 ]
 
+KPI_METRICS: dict[Metric, str] = {"defect_rate": "defect_rate", "efficiency": "pct_of_standard"}
+"""Alert metrics that are KPI metrics over a sliding window: the registry
+(``kpi_service.kpi.metrics``) gives their computation, direction and unit."""
+
+
+def _shown_in_percent(metric: Metric) -> bool:
+    """Ratios are written and shown as percent in rules (``warning: 5`` = 5 %)."""
+    return metric in KPI_METRICS and METRICS[KPI_METRICS[metric]].unit == "ratio"
+
+
+def kpi_value(metric: Metric, sums: Sums) -> float | None:
+    """An alert's KPI figure over a window's sums, on the rule's scale (ratios in %)."""
+    value = METRICS[KPI_METRICS[metric]].compute(sums)
+    if value is None or not _shown_in_percent(metric):
+        return value
+    return 100.0 * value
+
+
 HIGHER_IS_WORSE: dict[Metric, bool] = {
-    "defect_rate": True,
-    "efficiency": False,
+    **{m: METRICS[name].lower_is_better for m, name in KPI_METRICS.items()},
     "no_output": True,
     "down_time": True,
 }
 UNITS: dict[Metric, str] = {
-    "defect_rate": "%",
-    "efficiency": "%",
+    **{m: "%" if _shown_in_percent(m) else METRICS[n].unit for m, n in KPI_METRICS.items()},
     "no_output": "min",
     "down_time": "min",
 }
@@ -75,7 +99,10 @@ class Rule(BaseModel):
         default=None, gt=0, description="Escalate when not acknowledged within this (wall) time."
     )
     standard_cycle_s: float | dict[str, float] | None = Field(
-        default=None, description="Efficiency: standard cycle (s), one value or per station."
+        default=None,
+        description="Efficiency: overrides the KPI standards (settings ``standards``) for this "
+        "rule: one value for every station, or per station (stations not listed are left out). "
+        "Omitted: the KPI standards of the scope's line.",
     )
     channels: tuple[str, ...] = ()
     escalation_channels: tuple[str, ...] = ()
@@ -98,7 +125,7 @@ class Rule(BaseModel):
         return self.standard_cycle_s
 
     @model_validator(mode="after")
-    def _consistent(self) -> Rule:
+    def _consistent(self, info: ValidationInfo) -> Rule:
         up = self.higher_is_worse
         if self.critical is not None and not self.worse(self.critical, self.warning):
             raise ValueError(
@@ -115,8 +142,13 @@ class Rule(BaseModel):
             raise ValueError("no_output is watched per station or worker")
         if self.metric == "down_time" and self.scope == "worker":
             raise ValueError("down_time is a machine figure: scope station or line")
-        if self.metric == "efficiency" and self.standard_cycle_s is None:
-            raise ValueError("efficiency needs standard_cycle_s (one value or per station)")
+        # Without a context (a rule set sent to the API) the service checks this itself.
+        no_standards = info.context is not None and not info.context.get("standards")
+        if self.metric == "efficiency" and self.standard_cycle_s is None and no_standards:
+            raise ValueError(
+                "efficiency needs standard_cycle_s (one value or per station) when the KPI "
+                "settings have no standards"
+            )
         if self.metric == "efficiency" and self.window.units is not None:
             raise ValueError("efficiency needs a window in minutes (it divides by work time)")
         if isinstance(self.standard_cycle_s, dict) and any(
@@ -169,12 +201,28 @@ class RuleSet(BaseModel):
                     raise ValueError(f"rules.{index} ({rule.id}): unknown channel {name!r}")
         return self
 
+    def check_standards(self, has_standards: bool) -> None:
+        """Refuse efficiency rules that have no standard to use (neither their own nor the
+        KPI settings')."""
+        if has_standards:
+            return
+        for index, rule in enumerate(self.rules):
+            if rule.metric == "efficiency" and rule.standard_cycle_s is None:
+                raise ValueError(
+                    f"rules.{index} ({rule.id}): efficiency needs standard_cycle_s (one value "
+                    "or per station) when the KPI settings have no standards"
+                )
+
     def rule(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
 
 
-def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
-    """Parse and validate rules YAML; :class:`RulesError` names ``source`` and the field."""
+def parse_rules(text: str, source: str = "<rules>", *, has_standards: bool = False) -> RuleSet:
+    """Parse and validate rules YAML; :class:`RulesError` names ``source`` and the field.
+
+    ``has_standards``: the KPI settings define standards, so an efficiency rule may leave
+    ``standard_cycle_s`` out and use them.
+    """
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
@@ -184,17 +232,17 @@ def parse_rules(text: str, source: str = "<rules>") -> RuleSet:
     if not isinstance(data, dict):
         raise RulesError(f"{source}: expected a mapping with 'channels' and 'rules'")
     try:
-        return RuleSet.model_validate(data)
+        return RuleSet.model_validate(data, context={"standards": has_standards})
     except ValidationError as err:
         raise RulesError(f"{source}: {describe_validation_error(err)}") from None
 
 
-def load_rules(path: Path) -> RuleSet:
+def load_rules(path: Path, *, has_standards: bool = False) -> RuleSet:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise RulesError(f"{path}: cannot read rules: {err}") from err
-    return parse_rules(text, str(path))
+    return parse_rules(text, str(path), has_standards=has_standards)
 
 
 def dump_rules(rules: RuleSet) -> str:

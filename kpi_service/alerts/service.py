@@ -30,6 +30,7 @@ from kpi_service.alerts.mqttio import Message, MqttLink
 from kpi_service.alerts.rebuild import fetch, replay
 from kpi_service.alerts.rules import RuleSet, dump_rules, load_rules
 from kpi_service.alerts.store import AlertStore
+from kpi_service.core.config import Standard
 from takt_common.errors import TaktError
 from takt_store.settings import InfluxSettings
 from takt_wire import ContractError
@@ -60,19 +61,32 @@ class Conflict(AlertError):
 
 
 class AlertService:
+    """The running engine: ``async with AlertService(...) as service`` starts it, leaving
+    the block stops it (loops cancelled, deliveries drained, connections closed).
+
+    Like the agent and the collector, the loops run as named tasks of one
+    :class:`asyncio.TaskGroup` entered for the lifetime of the service: a loop that dies
+    of an unexpected error stops the service loudly instead of alerting nobody quietly.
+    """
+
     def __init__(
         self,
         settings: AlertSettings,
         *,
         influx: InfluxSettings | None = None,
+        standards: list[Standard] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.influx = influx
         self.clock = clock
-        self.rules = load_rules(settings.rules_file)
+        self.standards = list(standards or [])
+        self.rules = load_rules(settings.rules_file, has_standards=bool(self.standards))
         self.engine = Engine(
-            self.rules, retention_s=settings.retention_s, max_future_s=settings.max_future_s
+            self.rules,
+            retention_s=settings.retention_s,
+            max_future_s=settings.max_future_s,
+            standards=self.standards,
         )
         self.store = AlertStore(settings.state_db)
         self.hub = Hub()
@@ -89,17 +103,33 @@ class AlertService:
         self.policy = settings.policy
         self._http: httpx.AsyncClient | None = None
         self._link: MqttLink | None = None
+        self._stack = contextlib.AsyncExitStack()
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def start(self) -> None:
+    async def __aenter__(self) -> AlertService:
+        try:
+            await self._start(self._stack)
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        for task in self._tasks:
+            task.cancel()  # the loops run until cancelled; the group then ends
+        await self._stack.aclose()
+
+    async def _start(self, stack: contextlib.AsyncExitStack) -> None:
+        """Open everything in start-up order; ``stack`` closes it in reverse."""
         s = self.settings
+        stack.callback(self.store.close)
         self.engine.restore(self.store.open_alerts(), self.store.cooldowns())
-        self._http = httpx.AsyncClient(timeout=s.http_timeout_s)
+        self._http = await stack.enter_async_context(httpx.AsyncClient(timeout=s.http_timeout_s))
         if self.influx is not None:
             found = await fetch(self.influx, s.rebuild_minutes)
             self.rebuilt = replay(self.engine, found, self.clock())
             log.info("alert windows rebuilt from %d InfluxDB points", self.rebuilt)
-        self._link = MqttLink(
+        link = self._link = MqttLink(
             s.mqtt_host,
             s.mqtt_port,
             client_id=s.mqtt_client_id,
@@ -108,26 +138,18 @@ class AlertService:
             password=s.mqtt_password.get_secret_value() if s.mqtt_password else None,
         )
         self.channels = build_channels(self.rules.channels, self._context())
-        await self._link.start()
+        await link.start()
+        stack.push_async_callback(link.stop)
+        stack.push_async_callback(self.dispatcher.drain, 10)
+        tasks = await stack.enter_async_context(asyncio.TaskGroup())
         self._tasks = [
-            asyncio.create_task(self._consume(), name="alerts-consume"),
-            asyncio.create_task(self._ticker(), name="alerts-tick"),
+            tasks.create_task(self._consume(), name="alerts-consume"),
+            tasks.create_task(self._ticker(), name="alerts-tick"),
         ]
 
     def _context(self) -> ChannelContext:
         assert self._http is not None
         return ChannelContext(http=self._http, publisher=self._link, smtp=self.settings.smtp)
-
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.dispatcher.drain(grace_s=10)
-        if self._link is not None:
-            await self._link.stop()
-        if self._http is not None:
-            await self._http.aclose()
-        self.store.close()
 
     # -- loops -------------------------------------------------------------------------
 
@@ -201,7 +223,8 @@ class AlertService:
     # -- rules -------------------------------------------------------------------------
 
     def set_rules(self, rules: RuleSet, *, write: bool = True) -> None:
-        """Validate channels first, then swap; the file is replaced atomically."""
+        """Validate standards and channels first, then swap; the file is replaced atomically."""
+        rules.check_standards(bool(self.standards))
         channels = build_channels(rules.channels, self._context())
         if write:
             _write_atomically(self.settings.rules_file, dump_rules(rules))
@@ -210,7 +233,7 @@ class AlertService:
         self.handle(self.engine.set_rules(rules, self.clock()))
 
     def reload_rules(self) -> RuleSet:
-        rules = load_rules(self.settings.rules_file)
+        rules = load_rules(self.settings.rules_file, has_standards=bool(self.standards))
         self.set_rules(rules, write=False)
         return rules
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
+
+from kpi_service.kpi.metrics import METRICS, Metric
 
 NameParam = Annotated[
     str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$", max_length=64)
@@ -35,13 +37,18 @@ _EXAMPLE_ROW: dict[str, Any] = {
     "standard_effective_s": 25200.0,
     "pct_of_standard": 96.67,
     "pct_of_standard_gross": 90.22,
+    "standard_work_s": 27000.0,
     "serials": 0,
+    "serials_passed": 0,
     "first_pass_yield": None,
+    "quality_rate": 0.98904,
+    "effective_hours": 7.0,
 }
 
 
-class KpiRow(BaseModel):
-    """KPIs of one entity (worker, station, line or site) over one calendar bucket."""
+class KpiRowBase(BaseModel):
+    """KPIs of one entity (worker, station, line or site) over one calendar bucket: the
+    sums; the metrics are added from the registry (``kpi_service.kpi.metrics``)."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [_EXAMPLE_ROW]})
 
@@ -54,25 +61,41 @@ class KpiRow(BaseModel):
     end: datetime
     shift: str | None = None
     planned_s: float | None = Field(None, description="Shift length less breaks (shifts only).")
-    units_good: int
     units_defect: int
     units_total: int
-    defect_rate: float | None
     defects_by_code: dict[str, float]
     work_s: float = Field(description="Seconds logged in.")
     effective_s: float = Field(description="work_s less machine down time the worker does not own.")
     down_s: float = Field(description="Excused machine down seconds (not held against the worker).")
     down_by_reason: dict[str, float]
-    good_per_work_hour: float | None
-    good_per_effective_hour: float | None
     standard_s: float = Field(description="Sum of good units * standard cycle time.")
     standard_effective_s: float = Field(
         description="Effective seconds at stations with a standard."
     )
-    pct_of_standard: float | None
-    pct_of_standard_gross: float | None
+    standard_work_s: float = Field(
+        0.0, description="Logged-in seconds at stations with a standard."
+    )
     serials: int = Field(description="Distinct unit serials seen (0 when not requested/tracked).")
-    first_pass_yield: float | None
+    serials_passed: int = Field(0, description="Serials whose first unit event was good.")
+
+
+def _metric_field(m: Metric) -> Any:
+    """A metric's row field: a count is a required int, a ratio None when undefined."""
+    text = f"{m.explanation} Formula: {m.formula} ({m.unit}; {m.direction} is better)."
+    if m.integer:
+        return (int, Field(description=text))
+    return (float | None, Field(description=text))
+
+
+if TYPE_CHECKING:
+    KpiRow = KpiRowBase
+else:
+    KpiRow = create_model(
+        "KpiRow",
+        __base__=KpiRowBase,
+        __doc__=KpiRowBase.__doc__,
+        **{m.name: _metric_field(m) for m in METRICS.values()},
+    )
 
 
 class KpiPage(BaseModel):

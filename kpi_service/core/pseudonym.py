@@ -2,12 +2,13 @@
 
 The pseudonym is stable (same key → same id, so trends and disputes still line up) and
 cannot be reversed without the key, which only the service holds (from the environment).
+The HMAC itself is the house's one pseudonym function (``takt_common.pseudonym``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+from takt_common.pseudonym import SHOWN, pseudonym
+from takt_wire import UNATTRIBUTED
 
 
 class Pseudonymiser:
@@ -19,9 +20,9 @@ class Pseudonymiser:
         return self._key is not None
 
     def __call__(self, worker: str) -> str:
-        if self._key is None or worker == "unattributed":
+        if self._key is None or worker == UNATTRIBUTED:
             return worker
-        return "p_" + hmac.new(self._key, worker.encode(), hashlib.sha256).hexdigest()[:20]
+        return pseudonym(self._key, worker, SHOWN)
 
     def resolve(self, shown: str, known: list[str]) -> str | None:
         """The real id behind a shown id (None if no known worker maps to it)."""

@@ -15,6 +15,8 @@ import pandas as pd
 
 from kpi_service.core.config import Standard
 from kpi_service.kpi.calendar import UNSCHEDULED, Bucket
+from kpi_service.kpi.metrics import Sums, values
+from takt_wire import UNATTRIBUTED
 
 Entity = Literal["worker", "station", "line", "site"]
 ENTITY_KEYS: dict[Entity, list[str]] = {
@@ -23,28 +25,23 @@ ENTITY_KEYS: dict[Entity, list[str]] = {
     "line": ["site", "line"],
     "site": ["site"],
 }
-UNATTRIBUTED = "unattributed"
 
 UNIT_COLUMNS = ["time", "site", "line", "station", "worker", "outcome", "defect_code", "count"]
 WORK_COLUMNS = ["time", "site", "line", "station", "worker", "work_s", "effective_s", "down_s"]
 DOWN_COLUMNS = ["time", "site", "line", "station", "worker", "reason", "seconds"]
 SERIAL_COLUMNS = ["time", "site", "line", "station", "worker", "outcome", "serial"]
 
-FORMULAS = {
-    "defect_rate": "units_defect / (units_good + units_defect)",
-    "good_per_work_hour": "units_good / (work_s / 3600)",
-    "good_per_effective_hour": "units_good / (effective_s / 3600)",
-    "pct_of_standard": "100 * Σ(units_good * standard_cycle_s) / Σ effective_s, "
-    "over stations with a standard",
-    "pct_of_standard_gross": "100 * Σ(units_good * standard_cycle_s) / Σ work_s, "
-    "over stations with a standard (machine down time held against the worker)",
-    "first_pass_yield": "serials whose first unit event was good / distinct serials",
-    "effective_s": "work_s - machine down time the worker does not own (down_s)",
-}
-
 
 def standard_lookup(standards: list[Standard]) -> dict[tuple[str | None, str], float]:
     return {(s.line, s.station): s.cycle_s for s in standards}
+
+
+def line_cycles(standards: list[Standard], line: str) -> dict[str, float]:
+    """Station -> standard cycle seconds on ``line`` (a line's own standard wins over the
+    station-wide one), as ``compute_kpis`` applies them; the alert engine reads the same."""
+    out = {s.station: s.cycle_s for s in standards if s.line is None}
+    out.update({s.station: s.cycle_s for s in standards if s.line == line})
+    return out
 
 
 def _standard_for(table: dict[tuple[str | None, str], float], line: str, station: str) -> float:
@@ -120,10 +117,16 @@ def compute_kpis(
             ]
         )
         work = work.assign(
-            std_effective_s=np.where(has_std, work["effective_s"], 0.0),
-            std_work_s=np.where(has_std, work["work_s"], 0.0),
+            standard_effective_s=np.where(has_std, work["effective_s"], 0.0),
+            standard_work_s=np.where(has_std, work["work_s"], 0.0),
         )
-        cols = ["work_s", "effective_s", "down_s", "std_effective_s", "std_work_s"]
+        cols = [
+            "work_s",
+            "effective_s",
+            "down_s",
+            "standard_effective_s",
+            "standard_work_s",
+        ]
         parts.append(work.groupby(keys)[cols].sum())
     if not down.empty:
         reasons = down.groupby([*keys, "reason"])["seconds"].sum()
@@ -156,19 +159,11 @@ def _num(v: Any) -> float:
 def first_pass_yield(serials: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Per group: distinct serials, and those whose first event was good (rework is no pass)."""
     first = serials.sort_values("time", kind="stable").drop_duplicates("serial", keep="first")
-    first = first.assign(passed=(first["outcome"] == "good").astype(np.int64), serials=1)
-    return first.groupby(keys)[["serials", "passed"]].sum()
-
-
-def _ratio(a: float, b: float, scale: float = 1.0) -> float | None:
-    return a * scale / b if b > 0 else None
+    first = first.assign(serials_passed=(first["outcome"] == "good").astype(np.int64), serials=1)
+    return first.groupby(keys)[["serials", "serials_passed"]].sum()
 
 
 def _row(r: dict[str, Any], keys: list[str], bucket_list: list[Bucket]) -> dict[str, Any]:
-    def val(name: str) -> float:
-        v = r.get(name, 0.0)
-        return 0.0 if v is None or (isinstance(v, float) and np.isnan(v)) else float(v)
-
     def mapping(name: str) -> dict[str, float]:
         v = r.get(name)
         return v if isinstance(v, dict) else {}
@@ -178,9 +173,7 @@ def _row(r: dict[str, Any], keys: list[str], bucket_list: list[Bucket]) -> dict[
         bucket = bucket_list[b]
     else:
         bucket = Bucket(UNSCHEDULED, bucket_list[0].start, bucket_list[-1].end)
-    good, defect = int(val("units_good")), int(val("units_defect"))
-    work_s, effective_s = val("work_s"), val("effective_s")
-    serials = int(val("serials"))
+    sums = Sums.of_row(r)  # the merged sums; NaN where a part had no rows
     out: dict[str, Any] = {k: r[k] for k in keys if k != "b"}
     out.update(
         bucket=bucket.label,
@@ -188,22 +181,19 @@ def _row(r: dict[str, Any], keys: list[str], bucket_list: list[Bucket]) -> dict[
         end=bucket.end,
         shift=bucket.shift,
         planned_s=bucket.planned_s,
-        units_good=good,
-        units_defect=defect,
-        units_total=good + defect,
-        defect_rate=_ratio(defect, good + defect),
+        units_good=int(sums.units_good),
+        units_defect=int(sums.units_defect),
+        units_total=int(sums.units_total),
         defects_by_code=mapping("defects_by_code"),
-        work_s=work_s,
-        effective_s=effective_s,
-        down_s=val("down_s"),
+        work_s=sums.work_s,
+        effective_s=sums.effective_s,
+        down_s=sums.down_s,
         down_by_reason=mapping("down_by_reason"),
-        good_per_work_hour=_ratio(good, work_s, 3600.0),
-        good_per_effective_hour=_ratio(good, effective_s, 3600.0),
-        standard_s=val("standard_s"),
-        standard_effective_s=val("std_effective_s"),
-        pct_of_standard=_ratio(val("standard_s"), val("std_effective_s"), 100.0),
-        pct_of_standard_gross=_ratio(val("standard_s"), val("std_work_s"), 100.0),
-        serials=serials,
-        first_pass_yield=_ratio(val("passed"), serials) if serials else None,
+        standard_s=sums.standard_s,
+        standard_effective_s=sums.standard_effective_s,
+        standard_work_s=sums.standard_work_s,
+        serials=int(sums.serials),
+        serials_passed=int(sums.passed),
     )
+    out.update(values(sums))
     return out

@@ -12,22 +12,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from kpi_service.kpi.metrics import METRICS
+
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$", max_length=64)]
 Period = Literal["month", "week", "shift"]
 Finite = Annotated[float, Field(allow_inf_nan=False, ge=-1e12, le=1e12)]
 
-MEASURED: dict[str, str] = {
-    "pct_of_standard": "100 * Σ(good units * standard cycle s) / Σ effective s",
-    "pct_of_standard_gross": "100 * Σ(good units * standard cycle s) / Σ work s",
-    "quality_rate": "1 - units_defect / (units_good + units_defect)",
-    "defect_rate": "units_defect / (units_good + units_defect)",
-    "first_pass_yield": "serials whose first unit event was good / distinct serials",
-    "good_per_effective_hour": "units_good / (effective_s / 3600)",
-    "good_per_work_hour": "units_good / (work_s / 3600)",
-    "units_good": "good units counted",
-    "effective_hours": "effective_s / 3600",
-}
-"""Measured metrics a scheme may use: names of (or derived from) the KPI computation's fields."""
+MEASURED: dict[str, str] = {name: m.formula for name, m in METRICS.items()}
+"""Measured metrics a scheme may use, with their formulas: the KPI metric registry."""
 
 
 class Step(BaseModel):

@@ -20,12 +20,10 @@ from kpi_service.core.config import Settings
 from kpi_service.influx import InfluxReader
 from kpi_service.kpi.calendar import Bucket, local_instant
 from kpi_service.kpi.compute import Entity
+from kpi_service.kpi.metrics import METRICS
 from kpi_service.kpi.repository import Filters, fetch
 from kpi_service.scores.scoring import measured_value
 from kpi_service.scores.targets import Target
-
-ADDITIVE = {"units_good", "effective_hours"}
-LOWER_IS_BETTER = {"defect_rate"}
 
 
 @dataclass(frozen=True)
@@ -78,10 +76,10 @@ async def progress(
         row = next((r for r in rows if r.get(key) == target.subject), None)
         value = measured_value(target.metric, row) if row else None
     projected = value
-    if value is not None and target.metric in ADDITIVE:
+    if value is not None and METRICS[target.metric].additive:
         projected = value / elapsed if elapsed > 0 else None
     on_track = None
     if projected is not None:
-        lower = target.metric in LOWER_IS_BETTER
+        lower = METRICS[target.metric].lower_is_better
         on_track = projected <= target.value if lower else projected >= target.value
     return Progress(target, last, value, elapsed, projected, on_track)

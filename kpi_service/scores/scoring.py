@@ -10,19 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from kpi_service.kpi import metrics as registry
 from kpi_service.scores.model import BandDef, MetricDef, SchemeSpec
 
 DIGITS = 4
 
 
 def measured_value(measure: str, row: dict[str, Any]) -> float | None:
-    """A measured metric from one KPI row of ``kpi_service.kpi.compute`` (None = undefined)."""
-    if measure == "quality_rate":
-        rate = row.get("defect_rate")
-        return None if rate is None else 1.0 - float(rate)
-    if measure == "effective_hours":
-        return float(row.get("effective_s", 0.0)) / 3600.0
-    value = row.get(measure)
+    """A measured metric of one KPI row of ``kpi_service.kpi.compute``, computed by the
+    metric registry from the row's sums (None = undefined)."""
+    value = registry.metric(measure).compute(registry.Sums.of_row(row))
     return None if value is None else float(value)
 
 

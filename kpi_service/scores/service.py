@@ -250,7 +250,7 @@ async def _score_segment(
                 found = ext.get((worker, label, m.external), [])
                 values[m.name] = _aggregate(m, found)
                 provenance[m.name] = _provenance(found)
-        hours = float(row.get("effective_s", 0.0)) / 3600.0
+        hours = measured_value("effective_hours", row) or 0.0  # the registry's formula
         units = int(row.get("units_total", 0))
         bucket = by_label[label]
         d0, d1 = days[label]

@@ -1,9 +1,12 @@
-"""The channel interface and the registry keyed by the config ``type``."""
+"""The channel interface: what every channel implements and what channels share.
+
+Implementations register themselves in :mod:`.registry`; this module knows none of them.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -55,34 +58,3 @@ class ChannelContext:
                 f"channel {channel!r}: environment variable {definition.secret_env} is not set"
             )
         return value.encode()
-
-
-Factory = Callable[[str, ChannelDef, ChannelContext], Channel]
-
-
-def _registry() -> dict[str, Factory]:
-    from kpi_service.alerts.channels.email import EmailChannel
-    from kpi_service.alerts.channels.mqtt import MqttChannel
-    from kpi_service.alerts.channels.web import (
-        DingTalkChannel,
-        SlackChannel,
-        WebhookChannel,
-        WeComChannel,
-    )
-
-    return {
-        "mqtt": MqttChannel,
-        "webhook": WebhookChannel,
-        "dingtalk": DingTalkChannel,
-        "wecom": WeComChannel,
-        "slack": SlackChannel,
-        "email": EmailChannel,
-    }
-
-
-def build_channels(
-    definitions: Mapping[str, ChannelDef], context: ChannelContext
-) -> dict[str, Channel]:
-    """Instantiate every configured channel; a missing secret fails here, at start-up."""
-    registry = _registry()
-    return {name: registry[d.type](name, d, context) for name, d in definitions.items()}

@@ -7,6 +7,7 @@ import smtplib
 from email.message import EmailMessage
 
 from kpi_service.alerts.channels.base import ChannelContext, DeliveryError
+from kpi_service.alerts.channels.registry import register
 from kpi_service.alerts.config import SmtpSettings
 from kpi_service.alerts.model import Transition
 from kpi_service.alerts.rules import ChannelDef
@@ -22,6 +23,7 @@ def build_message(transition: Transition, definition: ChannelDef) -> EmailMessag
     return message
 
 
+@register("email")
 class EmailChannel:
     def __init__(self, name: str, definition: ChannelDef, context: ChannelContext) -> None:
         if context.smtp is None or not context.smtp.host:

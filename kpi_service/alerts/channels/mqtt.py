@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from kpi_service.alerts.channels.base import ChannelContext, DeliveryError
+from kpi_service.alerts.channels.registry import register
 from kpi_service.alerts.channels.web import transition_json
 from kpi_service.alerts.model import Transition
 from kpi_service.alerts.rules import ChannelDef
@@ -19,6 +20,7 @@ def topic_for(transition: Transition) -> str:
     return alerts_topic(alert.site, alert.line, alert.station or LINE_LEVEL)
 
 
+@register("mqtt")
 class MqttChannel:
     def __init__(self, name: str, definition: ChannelDef, context: ChannelContext) -> None:
         if context.publisher is None:

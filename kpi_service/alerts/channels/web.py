@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from kpi_service.alerts.channels.base import ChannelContext, DeliveryError
+from kpi_service.alerts.channels.registry import register
 from kpi_service.alerts.model import Transition
 from kpi_service.alerts.rules import ChannelDef
 
@@ -91,6 +92,7 @@ async def post(
             )
 
 
+@register("webhook")
 class WebhookChannel:
     """Generic JSON webhook; signed when ``secret_env`` names a secret."""
 
@@ -111,6 +113,7 @@ class WebhookChannel:
         await post(self.http, self.url, body, headers)
 
 
+@register("dingtalk")
 class DingTalkChannel:
     def __init__(self, name: str, definition: ChannelDef, context: ChannelContext) -> None:
         assert definition.url is not None
@@ -125,6 +128,7 @@ class DingTalkChannel:
         await post(self.http, url, json.dumps(payload, ensure_ascii=False).encode(), {}, robot=True)
 
 
+@register("wecom")
 class WeComChannel:
     def __init__(self, name: str, definition: ChannelDef, context: ChannelContext) -> None:
         assert definition.url is not None
@@ -140,6 +144,7 @@ class WeComChannel:
         await post(self.http, self.definition.url, body, {}, robot=True)
 
 
+@register("slack")
 class SlackChannel:
     def __init__(self, name: str, definition: ChannelDef, context: ChannelContext) -> None:
         assert definition.url is not None

@@ -37,14 +37,12 @@ async def alerts_lifespan(app: FastAPI) -> AsyncIterator[None]:
         return
     kpi = app.state.settings
     influx = settings.influx_for(kpi.influx)
-    service = AlertService(settings, influx=influx)
-    await service.start()
-    app.state.alerts = service
-    try:
-        yield
-    finally:
-        app.state.alerts = None
-        await service.stop()
+    async with AlertService(settings, influx=influx, standards=kpi.standards) as service:
+        app.state.alerts = service
+        try:
+            yield
+        finally:
+            app.state.alerts = None
 
 
 def get_service(request: Request) -> AlertService:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from datetime import date
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
 from fastapi import APIRouter, Query
@@ -17,6 +17,7 @@ from kpi_service.api.deps import InfluxDep, KpiReader, SettingsDep
 from kpi_service.api.models import BandOut, Distribution, NameList
 from kpi_service.api.queries import KpiQuery, run_kpis
 from kpi_service.core.config import Band
+from kpi_service.kpi.metrics import METRICS
 
 router = APIRouter(tags=["distribution"])
 
@@ -25,8 +26,11 @@ NOTE = (
     "by one figure over one period. Check the evidence endpoint, the stations and the "
     "context (training, assignments, machine condition) before drawing any conclusion."
 )
-Metric = Literal["pct_of_standard", "good_per_effective_hour", "defect_rate", "first_pass_yield"]
-LOWER_IS_BETTER = {"defect_rate"}
+if TYPE_CHECKING:
+    MetricName = str
+else:
+    MetricName = Literal[tuple(METRICS)]
+    """Every registry metric can be ranked; the registry says which way is better."""
 
 
 def band_split(
@@ -62,14 +66,14 @@ async def distribution(
     reader: InfluxDep,
     start: date,
     end: date,
-    metric: Metric = "pct_of_standard",
+    metric: MetricName = "pct_of_standard",
     site: NameList = None,
     line: NameList = None,
     station: NameList = None,
     min_effective_hours: Annotated[float, Query(ge=0, le=10_000)] = 1.0,
 ) -> Distribution:
     q = KpiQuery(
-        start, end, "period", "worker", site, line, station, None, metric == "first_pass_yield"
+        start, end, "period", "worker", site, line, station, None, METRICS[metric].needs_serials
     )
     rows, _, bucket_list = await run_kpis(reader, settings, principal, q)
     values = [
@@ -89,6 +93,6 @@ async def distribution(
         end=bucket_list[-1].end,
         workers=len(values),
         percentiles=percentiles,
-        bands=band_split(values, settings.bands, metric in LOWER_IS_BETTER),
+        bands=band_split(values, settings.bands, METRICS[metric].lower_is_better),
         note=NOTE,
     )

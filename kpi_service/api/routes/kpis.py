@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
+from pydantic import TypeAdapter
 from starlette.concurrency import iterate_in_threadpool
 
 from kpi_service.api.deps import InfluxDep, KpiReader, SettingsDep
@@ -26,7 +27,8 @@ from kpi_service.api.models import KpiPage, KpiRow, NameList
 from kpi_service.api.queries import KpiQuery, run_kpis
 from kpi_service.api.xlsx import Chart, kpi_columns, write_book
 from kpi_service.kpi.calendar import Group
-from kpi_service.kpi.compute import FORMULAS, Entity
+from kpi_service.kpi.compute import Entity
+from kpi_service.kpi.metrics import FORMULAS
 
 router = APIRouter(tags=["kpis"])
 
@@ -72,7 +74,7 @@ async def list_kpis(
     q = _query(start, end, group, entity, site, line, station, worker, fpy)
     rows, source, _ = await run_kpis(reader, settings, principal, q)
     return KpiPage(
-        items=[KpiRow(**r) for r in rows[offset : offset + limit]],
+        items=ROWS.validate_python(rows[offset : offset + limit]),
         total=len(rows),
         limit=limit,
         offset=offset,
@@ -80,6 +82,10 @@ async def list_kpis(
         timezone=settings.timezone,
         formulas=FORMULAS,
     )
+
+
+ROWS = TypeAdapter(list[KpiRow])
+"""One validation call for a page of rows (no Python call per row)."""
 
 
 def _flat(row: dict[str, Any]) -> dict[str, Any]:

@@ -149,7 +149,7 @@ async def _figures(
     if row is None:
         return None
     out = {k: row.get(k) for k in FIELDS}
-    out["effective_hours"] = round(float(row.get("effective_s") or 0.0) / 3600, 2)
+    out["effective_hours"] = round(float(row["effective_hours"]), 2)  # the metric registry's
     out["down_minutes_by_reason"] = {
         reason: round(s / 60, 1) for reason, s in sorted((row.get("down_by_reason") or {}).items())
     }

@@ -12,7 +12,7 @@ from kpi_service.api.models import DataQuality, EvidencePage, KpiPage, KpiRow, N
 from kpi_service.api.queries import KpiQuery, resolve_workers, run_kpis, scoped_lines
 from kpi_service.influx import InfluxError
 from kpi_service.kpi.calendar import Group
-from kpi_service.kpi.compute import FORMULAS
+from kpi_service.kpi.metrics import FORMULAS, METRICS, Sums, fmt
 from kpi_service.kpi.repository import Filters, evidence, unobserved
 
 router = APIRouter(tags=["workers"])
@@ -53,27 +53,18 @@ async def worker_kpis(
     )
 
 
-def _fmt(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:.6g}"
-
-
 def explain(row: dict[str, Any] | None) -> dict[str, str]:
-    """Each formula with the period's numbers substituted, for a human to recompute."""
+    """Each metric's formula with the period's numbers substituted, for a human to recompute."""
     if row is None:
         return {"note": "no events for this worker in this period"}
-    return {
-        "defect_rate": f"{row['units_defect']} / {row['units_total']} = {_fmt(row['defect_rate'])}",
-        "good_per_work_hour": f"{row['units_good']} / ({_fmt(row['work_s'])} / 3600) = "
-        f"{_fmt(row['good_per_work_hour'])}",
-        "good_per_effective_hour": f"{row['units_good']} / ({_fmt(row['effective_s'])} / 3600) = "
-        f"{_fmt(row['good_per_effective_hour'])}",
-        "pct_of_standard": f"100 * {_fmt(row['standard_s'])} / {_fmt(row['standard_effective_s'])}"
-        f" = {_fmt(row['pct_of_standard'])}",
-        "effective_s": f"{_fmt(row['work_s'])} - {_fmt(row['down_s'])} = "
-        f"{_fmt(row['effective_s'])}",
-        "standards": "standard_s = sum over good units of the station's standard cycle time "
-        "(configuration, see GET /api/v1/kpis formulas)",
-    }
+    sums = Sums.of_row(row)
+    out = {m.name: m.explain(sums) for m in METRICS.values()}
+    out["effective_s"] = f"{fmt(sums.work_s)} - {fmt(sums.down_s)} = {fmt(sums.effective_s)}"
+    out["standards"] = (
+        "standard_s = sum over good units of the station's standard cycle time "
+        "(configuration, see GET /api/v1/kpis formulas)"
+    )
+    return out
 
 
 @router.get(
