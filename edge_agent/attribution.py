@@ -331,6 +331,8 @@ class StationTracker:
                 events += self._unit_events("defect", code, units, at, worker_now)
             if reading.defects_complete:
                 st.defects_seen = True
+        for code, count in sorted(reading.defect_pulses.items()):
+            events += self._unit_events("defect", code, count, at, worker_now)
         if (
             spec is not None
             and reading.defect_total is not None

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from edge_agent.profile import DeviceProfile
-from edge_agent.signals import OperatorSignal, is_code
+from edge_agent.signals import DefectSignal, OperatorSignal, is_code
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,8 @@ class Reading:
     good_pulses: int = 0
     defects: dict[str, int] | None = None
     defects_complete: bool = False
+    defect_pulses: dict[str, int] = field(default_factory=dict)
+    """``kind: pulse`` defects: defective parts in this reading, by code."""
     defect_total: int | None = None
     last_code: str | None = None
     operator: str | None = None
@@ -128,7 +130,7 @@ def _pairs(text: str) -> dict[str, Any]:
 
 def _defect_map(raw: RawReading, profile: DeviceProfile, reading: Reading) -> None:
     spec = profile.signals.defects
-    assert spec is not None
+    assert spec is not None and spec.at is not None
     if spec.format == "pattern":
         head, _, tail = spec.at.partition("{code}")
         regex = re.compile(re.escape(head) + r"(.+)" + re.escape(tail) + "$")
@@ -161,6 +163,58 @@ def _defect_map(raw: RawReading, profile: DeviceProfile, reading: Reading) -> No
         except ValueError as err:
             reading.problems.append(f"defects.{code}: {err}")
     reading.defects = counts
+
+
+UNKNOWN_CODE = "unknown"
+
+
+def _defect_pulses(raw: RawReading, spec: DefectSignal, reading: Reading) -> None:
+    """``kind: pulse``: this reading's defective parts by code (one reading, one event).
+
+    The count is at ``at`` (``true`` = 1); without ``at``, a reading with a code is one
+    defect, and a list of codes is one defect per entry (a burst in one message). A
+    defect whose code is missing or not a valid code still counts, as ``unknown``, and
+    is reported (a lost defect would be worse than an uncoded one).
+    """
+    count: int | None = None
+    if spec.at is not None:
+        value = lookup(raw, spec.at)
+        if value is MISSING or value is None or value == "":
+            return
+        try:
+            count = _count(value)
+        except ValueError as err:
+            reading.problems.append(f"defects: {err}")
+            return
+        if count == 0:
+            return
+    codes: list[str] = []
+    if spec.code is not None:
+        value = lookup(raw, spec.code)
+        if isinstance(value, list):
+            codes = [str(v).strip() for v in value]
+        elif value is not MISSING and value is not None:
+            codes = [str(value).strip()]
+        codes = [c for c in codes if c]
+    if count is None:
+        if not codes:
+            return
+        pairs = [(c, 1) for c in codes]
+    elif len(codes) > 1:
+        reading.problems.append(
+            f"defects.code: {len(codes)} codes for a count of {count}; stored as unknown"
+        )
+        pairs = [(UNKNOWN_CODE, count)]
+    else:
+        pairs = [(codes[0] if codes else "", count)]
+    for code, n in pairs:
+        if not code:
+            reading.problems.append(f"defects.code: {n} defect(s) without a code, as unknown")
+            code = UNKNOWN_CODE
+        elif not is_code(code):
+            reading.problems.append(f"defects.code: {code!r} is not a valid code, as unknown")
+            code = UNKNOWN_CODE
+        reading.defect_pulses[code] = reading.defect_pulses.get(code, 0) + n
 
 
 def _login_event(reading: Reading, operator: OperatorSignal, get: Any) -> None:
@@ -219,12 +273,15 @@ def map_reading(raw: RawReading, profile: DeviceProfile) -> Reading:
 
     defects = signals.defects
     if defects is not None:
-        if defects.mode == "per_code":
+        if defects.kind == "pulse":
+            _defect_pulses(raw, defects, reading)
+        elif defects.mode == "per_code":
             try:
                 _defect_map(raw, profile, reading)
             except ValueError as err:
                 reading.problems.append(f"defects: {err}")
         else:
+            assert defects.at is not None
             value = get("defects", defects.at, _count)
             if value is not MISSING:
                 reading.defect_total = value

@@ -88,7 +88,7 @@ class ProfileBase(BaseModel):
             raise ValueError("time_source device needs signals.time")
         defects = self.signals.defects
         allowed = protocols()[self.protocol].defect_formats
-        if defects and defects.format not in allowed:
+        if defects and defects.kind == "counter" and defects.format not in allowed:
             raise ValueError(
                 f"defects format {defects.format!r} is not available over {self.protocol} "
                 f"(use one of {', '.join(sorted(allowed))})"

@@ -45,13 +45,31 @@ class CounterSignal(Signal):
 
 
 class DefectSignal(_Strict):
-    mode: Literal["per_code", "total_and_last_code"]
-    at: str = Field(
+    """Defects: cumulative counters (``kind: counter``) or one event per reading (``pulse``)."""
+
+    kind: Literal["counter", "pulse"] = Field(
+        default="counter",
+        description="counter: cumulative reject counters (see mode); pulse: each reading "
+        "that carries a defect is that many defective parts, with the code at `code`.",
+    )
+    mode: Literal["per_code", "total_and_last_code"] | None = Field(
+        default=None, description="kind counter: how the counters are laid out (required)."
+    )
+    at: str | None = Field(
+        default=None,
         min_length=1,
         description="per_code: a map code→count at this path, a 'code:n,code:n' string "
         "(format: pairs; ',', ';' or ' ' between pairs), or a variable name with '{code}' "
         "(OPC UA); "
-        "total_and_last_code: the total reject counter.",
+        "total_and_last_code: the total reject counter; "
+        "pulse: the number of defective parts in this reading (true = 1); without it, a "
+        "reading with a code at `code` is one defect (a list of codes, one defect each).",
+    )
+    code: str | None = Field(
+        default=None,
+        min_length=1,
+        description="pulse: where the defect code of the reading is (a code or a list of "
+        "codes); a defect without a code is stored as 'unknown' and reported.",
     )
     format: Literal["map", "pairs", "pattern"] = "map"
     last_code: str | None = Field(default=None, description="Last defect code (total mode).")
@@ -60,6 +78,20 @@ class DefectSignal(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> DefectSignal:
+        if self.kind == "pulse":
+            if self.mode is not None or self.last_code is not None:
+                raise ValueError("kind pulse takes no mode or last_code (the code is at `code`)")
+            if self.at is None and self.code is None:
+                raise ValueError("kind pulse needs `at` (a count) or `code` (or both)")
+            if "format" in self.model_fields_set:
+                raise ValueError("kind pulse takes no format")
+            return self
+        if self.mode is None:
+            raise ValueError("kind counter needs mode (per_code or total_and_last_code)")
+        if self.at is None:
+            raise ValueError("kind counter needs at")
+        if self.code is not None:
+            raise ValueError("code is for kind pulse (counters use last_code)")
         if self.mode == "total_and_last_code" and self.last_code is None:
             raise ValueError("mode total_and_last_code needs last_code")
         if self.format == "pattern" and "{code}" not in self.at:

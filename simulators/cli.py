@@ -157,6 +157,8 @@ async def _run(floor: ShopFloor) -> None:
     async with floor:
         for sid, ep in floor.endpoints.items():
             where = ep.url or ep.topic_prefix or ep.serial_path
+            if ep.modbus:
+                where = f"{ep.modbus} unit {ep.unit}"
             typer.echo(f"{sid}: {ep.protocol} {where}")
         done = asyncio.create_task(floor.wait_done())
         stopper = asyncio.create_task(stop.wait())

@@ -22,6 +22,7 @@ from simulators.certs import CertPair, make_run_pki
 from simulators.devicestate import DeviceState
 from simulators.frames import epoch_ms
 from simulators.ledger import build_ledger, write_ledger, write_roster
+from simulators.modbus_counter import ModbusCounters
 from simulators.mqtt_gateway import MqttGateway
 from simulators.opcua_plc import NAMESPACE, OpcUaPlc, Security
 from simulators.plan import StationPlan, plan_scenario
@@ -56,6 +57,8 @@ class StationEndpoint:
     namespace: str | None = None  # opcua: namespace URI; NodeIds are ns=<idx>;s=<station>.<Name>
     topic_prefix: str | None = None  # mqtt: plant/<line>/<station>
     serial_path: str | None = None  # serial: stable symlink to the current pty slave
+    modbus: str | None = None  # modbus: "tcp://host:port" or "rtu:<path of the line>"
+    unit: int | None = None  # modbus: unit id on that gateway or line
 
 
 class ShopFloor:
@@ -93,6 +96,7 @@ class ShopFloor:
         self.plc: OpcUaPlc | None = None
         self.mqtt: MqttGateway | None = None
         self.serial: dict[str, SerialBox] = {}
+        self.modbus: ModbusCounters | None = None
         self.endpoints: dict[str, StationEndpoint] = {}
         self._devices: dict[str, Any] = {}
         self._task: asyncio.Task[None] | None = None
@@ -124,7 +128,12 @@ class ShopFloor:
 
     async def _start_devices(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        by_proto: dict[str, list[StationPlan]] = {"opcua": [], "mqtt": [], "serial": []}
+        by_proto: dict[str, list[StationPlan]] = {
+            "opcua": [],
+            "mqtt": [],
+            "serial": [],
+            "modbus": [],
+        }
         for plan in self.plans.values():
             by_proto[plan.station.protocol].append(plan)
         host, port, security, user = self._opcua_args
@@ -178,11 +187,38 @@ class ShopFloor:
             self.serial[p.station.id] = box
             self._devices[p.station.id] = box
             self.endpoints[p.station.id] = self._endpoint(p, serial_path=str(box.link))
+        if by_proto["modbus"]:
+            await self._start_modbus(by_proto["modbus"])
         self.roster_path = write_roster(self.scenario, self.workdir)
         endpoints = {sid: asdict(ep) for sid, ep in self.endpoints.items()}
         (self.workdir / "endpoints.json").write_text(json.dumps(endpoints, indent=1) + "\n")
 
-    def _endpoint(self, plan: StationPlan, **kw: str) -> StationEndpoint:
+    async def _start_modbus(self, plans: list[StationPlan]) -> None:
+        host = self._opcua_args[0]
+        self.modbus = ModbusCounters(
+            {p.station.id: p.station.modbus_transport for p in plans},
+            self.states,
+            self._epoch0,
+            self.workdir,
+            host=host,
+            port=_free_port(host),
+            bucket_s=self.scenario.ledger_bucket,
+        )
+        await self.modbus.start()
+        for p in plans:
+            sid = p.station.id
+            self._devices[sid] = self.modbus
+            where = (
+                f"tcp://{host}:{self.modbus.port}"
+                if p.station.modbus_transport == "tcp"
+                else f"rtu:{self.modbus.rtu_path}"
+            )
+            st = p.station
+            self.endpoints[sid] = StationEndpoint(
+                st.protocol, p.line.id, sid, st.model, modbus=where, unit=self.modbus.units[sid]
+            )
+
+    def _endpoint(self, plan: StationPlan, **kw: Any) -> StationEndpoint:
         st = plan.station
         return StationEndpoint(st.protocol, plan.line.id, st.id, st.model, **kw)
 
@@ -193,6 +229,8 @@ class ShopFloor:
             await self.mqtt.stop()
         for box in self.serial.values():
             box.close()
+        if self.modbus is not None:
+            await self.modbus.stop()
 
     # -- clock -----------------------------------------------------------------------------
 
@@ -320,6 +358,9 @@ class ShopFloor:
             out["mqtt_published"] = self.mqtt.published
             out["mqtt_duplicates"] = self.mqtt.duplicates
             out["mqtt_disconnects"] = self.mqtt.disconnects
+        if self.modbus is not None:
+            out["modbus_held"] = self.modbus.held
+            out["modbus_unread"] = self.modbus.unread
         for sid, box in self.serial.items():
             out[f"serial_{sid}"] = {
                 "frames": box.frames,

@@ -26,7 +26,7 @@ from pydantic import (
 
 from takt_common.errors import TaktError
 
-Protocol = Literal["opcua", "mqtt", "serial"]
+Protocol = Literal["opcua", "mqtt", "serial", "modbus"]
 DownReason = Literal["fault", "starved", "maintenance", "blocked", "idle"]
 EXCUSED: frozenset[str] = frozenset({"fault", "starved", "maintenance", "blocked"})
 STATE_CODE: dict[str, int] = {
@@ -41,6 +41,7 @@ DEFAULT_MODEL: dict[str, str] = {
     "opcua": "takt-sim-plc",
     "mqtt": "takt-sim-counter",
     "serial": "takt-sim-serialbox",
+    "modbus": "takt-sim-modbus",
 }
 
 _UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
@@ -143,6 +144,7 @@ class Station(_Model):
     duplicate_p: float = Field(default=0.0, ge=0, le=1)
     corrupt_p: float = Field(default=0.0, ge=0, le=1)
     unplugs: list[Unplug] = Field(default_factory=list)
+    modbus_transport: Literal["tcp", "rtu"] = "tcp"  # modbus: the TCP gateway or the RTU line
 
     @field_validator("defect_codes")
     @classmethod
@@ -162,6 +164,8 @@ class Station(_Model):
             raise ValueError("unplugs: only serial stations have a cable to pull")
         if self.corrupt_p and self.protocol != "serial":
             raise ValueError("corrupt_p: only serial frames are corrupted")
+        if "modbus_transport" in self.model_fields_set and self.protocol != "modbus":
+            raise ValueError("modbus_transport: only for modbus stations")
         if self.duplicate_p and self.protocol != "mqtt":
             raise ValueError("duplicate_p: only MQTT messages are duplicated")
         _no_overlap("downtime", self.downtime)

@@ -1,7 +1,7 @@
 """``takt demo``: the whole stack on the simulated demo line, with a live terminal view.
 
 Starts Mosquitto (passwords + ACL) and InfluxDB (auth) as local processes under
-``var/demo``, the collector, the simulated floor (OPC UA, MQTT and serial
+``var/demo``, the collector, the simulated floor (OPC UA, MQTT, serial and Modbus
 stations), an edge agent and the KPI service with its alert engine; shows live
 per-worker KPIs and alerts; prints the URLs and an API key. Ctrl-C (or the end
 of ``--duration``) stops everything, leaving no process behind.
@@ -89,6 +89,8 @@ async def _run(sc: Any, workdir: Path, rules: Path, duration: float | None) -> i
         async with floor:
             for sid, ep in sorted(floor.endpoints.items()):
                 where = ep.url or ep.topic_prefix or ep.serial_path
+                if ep.modbus:
+                    where = f"{ep.modbus} unit {ep.unit}"
                 console.print(f"[green]✓[/] station {sid}: {ep.protocol} {where}")
             with console.status("starting the edge agent"):
                 await asyncio.to_thread(stack.start_agent_for, floor)

@@ -321,6 +321,11 @@ def agent_stations(
                 "username": "takt-agent",
                 "password_env": DEVICE_PASSWORD_ENV,
             }
+        elif ep.protocol == "modbus":
+            from simulators.modbus_counter import agent_connection
+
+            assert ep.modbus is not None and ep.unit is not None
+            connection = agent_connection(ep.modbus, ep.unit)
         else:
             connection = {"type": "serial", "port": ep.serial_path}
         stations.append(

@@ -23,6 +23,8 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 
+from kpi_service.kpi.metrics import METRICS, Metric
+
 Kind = Literal["text", "int", "number", "fraction", "hours", "datetime", "score"]
 FORMATS: dict[str, str] = {
     "int": "#,##0",
@@ -129,13 +131,31 @@ def fraction_of_percent(key: str) -> Any:
     return lambda r: None if r.get(key) is None else float(r[key]) / 100.0
 
 
-def kpi_columns(rows: list[dict[str, Any]], formulas: dict[str, str]) -> list[Column]:
-    """The KPI export's columns; one per defect code and down reason found in ``rows``."""
+HEADERS = {
+    "units_good": "good units",
+    "pct_of_standard": "% of standard",
+    "pct_of_standard_gross": "% of standard (gross)",
+    "effective_hours": "effective h",
+}
+KINDS: dict[str, Kind] = {"ratio": "fraction", "%": "fraction", "units/h": "number",
+                          "units": "int", "h": "hours"}  # fmt: skip
+
+
+def _metric_column(m: Metric) -> Column:
+    """A registry metric as a workbook column (percent numbers become Excel fractions)."""
+    header = HEADERS.get(m.name, m.name.replace("_", " "))
+    kind = KINDS.get(m.unit, "number")
+    definition = f"{m.formula}. {m.explanation}"
+    if m.unit == "%":
+        return Column(header, kind, definition + " (as a fraction)", fraction_of_percent(m.name))
+    return Column(header, kind, definition, lambda r, k=m.name: r.get(k))
+
+
+def kpi_columns(rows: list[dict[str, Any]]) -> list[Column]:
+    """The KPI export's columns: identity, every registry metric (``kpi.metrics``), the
+    sums behind them in hours, and one column per defect code and down reason."""
     codes = sorted({c for r in rows for c in (r.get("defects_by_code") or {})})
     reasons = sorted({c for r in rows for c in (r.get("down_by_reason") or {})})
-
-    def f(key: str, default: str) -> str:
-        return formulas.get(key, default)
 
     def text(key: str, definition: str) -> Column:
         return Column(key, "text", definition, lambda r, k=key: r.get(k))
@@ -146,28 +166,16 @@ def kpi_columns(rows: list[dict[str, Any]], formulas: dict[str, str]) -> list[Co
         text("bucket", "Calendar bucket label."), text("shift", "Shift (shift buckets)."),
         Column("start", "datetime", "Bucket start, site time.", lambda r: r.get("start")),
         Column("end", "datetime", "Bucket end (exclusive), site time.", lambda r: r.get("end")),
-        Column("good units", "int", "Good units.", lambda r: r.get("units_good")),
         Column("defect units", "int", "Defective units.", lambda r: r.get("units_defect")),
         Column("units", "int", "All units.", lambda r: r.get("units_total")),
-        Column("defect rate", "fraction", f("defect_rate", ""), lambda r: r.get("defect_rate")),
-        Column("% of standard", "fraction", f("pct_of_standard", "") + " (as a fraction)",
-               fraction_of_percent("pct_of_standard")),
-        Column("% of standard (gross)", "fraction", f("pct_of_standard_gross", "")
-               + " (as a fraction)", fraction_of_percent("pct_of_standard_gross")),
-        Column("good per work hour", "number", f("good_per_work_hour", ""),
-               lambda r: r.get("good_per_work_hour")),
-        Column("good per effective hour", "number", f("good_per_effective_hour", ""),
-               lambda r: r.get("good_per_effective_hour")),
+        *(_metric_column(m) for m in METRICS.values()),
         Column("work h", "hours", "Hours logged in (work_s / 3600).", hours("work_s")),
-        Column("effective h", "hours", f("effective_s", "") + " / 3600", hours("effective_s")),
         Column("excused down h", "hours", "Machine down time not held against the worker.",
                hours("down_s")),
         Column("planned h", "hours", "Shift length less breaks (shift buckets).",
                hours("planned_s")),
         Column("standard h", "hours", "Σ good units * standard cycle time / 3600.",
                hours("standard_s")),
-        Column("first pass yield", "fraction", f("first_pass_yield", ""),
-               lambda r: r.get("first_pass_yield")),
     ]  # fmt: skip
     for code in codes:
         cols.append(

@@ -49,7 +49,7 @@ def test_demo_with_duration_prints_a_summary_and_exits_0(tmp_path: Path) -> None
     output, _ = proc.communicate(timeout=240)
     assert proc.returncode == 0, output
     summary = output[output.index("Summary per worker") :]
-    for worker in ("W001", "W002", "W003", "W004"):
+    for worker in ("W001", "W002", "W003", "W004", "W005"):  # W005: the Modbus station
         row = next((line for line in summary.splitlines() if worker in line), "")
         cells = [c.strip() for c in row.split("│") if c.strip()]
         assert cells and int(cells[1]) > 0, f"{worker} has no units in the summary:\n{summary}"

@@ -18,14 +18,59 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from simulators import load_scenario
+from simulators.scenario import Scenario
 from takt_cli.processes import ProcessGroup
 from takt_cli.stack import REPO, LocalStack
 
 pytestmark = pytest.mark.integration
 
 SCENARIO = REPO / "simulators" / "scenarios" / "test_small.yaml"
+MODBUS_LINE = {
+    "id": "L3",
+    "stations": [
+        {
+            "id": "S4",
+            "protocol": "modbus",
+            "standard_cycle_s": 5,
+            "defect_codes": ["E01", "E04"],
+            "counter_start": 65480,
+            "downtime": [{"start": "6m", "end": "7m", "reason": "fault"}],
+        }
+    ],
+}
+MODBUS_WORKERS = [
+    {
+        "id": "W5",
+        "badge": "E5",
+        "shift": "A",
+        "defect_rate": 0.12,
+        "defect_codes": {"E01": 1, "E04": 2},
+        "assignments": [{"station": "S4", "start": "30s", "end": "12m"}],
+    },
+    {
+        "id": "W6",
+        "badge": "F6",
+        "shift": "A",
+        "defect_rate": 0.08,
+        "defect_codes": {"E04": 1},
+        "assignments": [{"station": "S4", "start": "12m", "end": "19m"}],
+    },
+]
+
+
+def scenario_with_modbus(folder: Path) -> Scenario:
+    """``test_small.yaml`` plus a Modbus TCP station (rollover, fault, operator change)."""
+    raw = yaml.safe_load(SCENARIO.read_text())
+    raw["lines"].append(MODBUS_LINE)
+    raw["workers"] += MODBUS_WORKERS
+    path = folder / "test_small_modbus.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return load_scenario(path)
+
+
 SAMPLING_SLACK_S = 2.0
 """Work seconds may differ from the truth by the device clock's sampling step (1 s tick)."""
 
@@ -65,7 +110,8 @@ def ledger_units(ledger: dict[str, Any]) -> int:
 async def test_hr_api_figures_equal_the_simulators_ledger(
     tmp_path: Path, group: ProcessGroup
 ) -> None:
-    scenario = load_scenario(SCENARIO)
+    scenario = scenario_with_modbus(tmp_path)
+    assert any(st.protocol == "modbus" for _, st in scenario.stations())
     stack = LocalStack(tmp_path, group, site=scenario.site)
     await asyncio.to_thread(stack.start_services)
     await asyncio.to_thread(stack.start_collector)

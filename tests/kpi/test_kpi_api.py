@@ -195,6 +195,10 @@ def test_exports_match_the_list(api: tuple[TestClient, Keys]) -> None:
     assert set(header) <= set(definitions)
     assert "units_defect / (units_good + units_defect)" in definitions["defect rate"]
     assert book["Chart"]._charts, "the chart sheet holds a chart"
+    from kpi_service.kpi.metrics import METRICS  # every registry metric has its column
+
+    assert len([h for h in header if h in definitions]) >= len(METRICS) + 10
+    assert by_worker["W1"]["quality rate"] == pytest.approx(1 - 3 / 15)
     for worker, r in rows.items():  # one column per defect code, as in the CSV's map
         for code, n in json.loads(r["defects_by_code"]).items():
             assert by_worker[worker][f"defects {code}"] == n

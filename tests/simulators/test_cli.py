@@ -18,7 +18,7 @@ runner = CliRunner()
 
 def test_validate_ok_and_bad(tmp_path: Path) -> None:
     ok = runner.invoke(app, ["validate", str(SCENARIOS / "demo.yaml")])
-    assert ok.exit_code == 0 and "3 stations, 4 workers" in ok.output
+    assert ok.exit_code == 0 and "4 stations, 5 workers" in ok.output
     bad = tmp_path / "bad.yaml"
     bad.write_text((SCENARIOS / "test_tiny.yaml").read_text().replace("seed: 1", "seed: one"))
     res = runner.invoke(app, ["validate", str(bad)])

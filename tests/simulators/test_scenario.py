@@ -20,8 +20,8 @@ def test_shipped_scenarios_are_valid(path: Path) -> None:
 
 def test_demo_has_what_the_demo_needs() -> None:
     sc = load_scenario(SCENARIOS / "demo.yaml")
-    assert sorted(st.protocol for _, st in sc.stations()) == ["mqtt", "opcua", "serial"]
-    assert len(sc.workers) == 4
+    assert sorted(st.protocol for _, st in sc.stations()) == ["modbus", "mqtt", "opcua", "serial"]
+    assert len(sc.workers) == 5
     assert any(w.defect_spikes for w in sc.workers)
     assert any(d.reason == "fault" for _, st in sc.stations() for d in st.downtime)
     per_station: dict[str, set[str]] = {}
@@ -76,7 +76,7 @@ def _set(path: list[object], value: object):
     ("mutate", "expected"),
     [
         (
-            _set(["lines", 0, "stations", 0, "protocol"], "modbus"),
+            _set(["lines", 0, "stations", 0, "protocol"], "profinet"),
             "lines.0[L1].stations.0[S1].protocol",
         ),
         (_set(["lines", 0, "stations", 0, "standard_cycle_s"], 0), "standard_cycle_s"),

@@ -8,7 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edge_agent.sources.connection import ConnectionModel
 
-ValueType = Literal["bool", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float32"]
+ValueType = Literal[
+    "bool", "uint16", "int16", "uint32", "int32", "uint64", "int64", "float32", "string"
+]
 WORDS: dict[str, int] = {
     "bool": 1,
     "uint16": 1,
@@ -77,6 +79,20 @@ class Register(BaseModel):
         default="big", description="Byte order within each register (big is the standard)."
     )
     scale: float = Field(default=1.0, description="The value is multiplied by this.")
+    length: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="string: how many registers (2 ASCII characters each; NULs and spaces "
+        "at the ends are dropped).",
+    )
+    event: Literal["rising", "change"] | None = Field(
+        default=None,
+        description="Read as an event, for pulse signals: rising (bool): the value is in a "
+        "reading (true) only at the poll that sees it go from false to true; change: only at "
+        "a poll that sees a value different from the previous poll's. The first poll only "
+        "sets the baseline. Edges between two polls are seen once.",
+    )
 
     @model_validator(mode="after")
     def _bits_from_bit_tables(self) -> Register:
@@ -84,7 +100,18 @@ class Register(BaseModel):
             raise ValueError("coils and discrete inputs are type bool")
         if self.type == "bool" and self.scale != 1:
             raise ValueError("a bool has no scale")
+        if self.type == "string" and (self.scale != 1 or self.table in ("coil", "discrete")):
+            raise ValueError("a string is read from holding or input registers, unscaled")
+        if self.type != "string" and "length" in self.model_fields_set:
+            raise ValueError("length is for type string")
+        if self.event == "rising" and self.type != "bool":
+            raise ValueError("event rising is for bool values (coils, discrete inputs)")
         return self
+
+
+def words(reg: Register) -> int:
+    """How many registers one read of ``reg`` takes."""
+    return reg.length if reg.type == "string" else WORDS[reg.type]
 
 
 class ModbusBinding(BaseModel):

@@ -24,9 +24,10 @@ def wanted_names(binding: Binding, extra_codes: list[str]) -> list[str]:
     opc = binding.profile.section(OpcuaBinding)
     names = [s.at for s in (sig.good, sig.operator, sig.state, sig.cycle_time) if s]
     if sig.defects is not None:
-        if sig.defects.format == "pattern":
+        names += pulse_names(binding)
+        if sig.defects.kind == "counter" and sig.defects.format == "pattern" and sig.defects.at:
             names += [sig.defects.at.replace("{code}", code) for code in extra_codes]
-        else:
+        elif sig.defects.kind == "counter" and sig.defects.at is not None:
             names.append(sig.defects.at)
             if sig.defects.last_code:
                 names.append(sig.defects.last_code)
@@ -34,11 +35,26 @@ def wanted_names(binding: Binding, extra_codes: list[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def pulse_names(binding: Binding) -> list[str]:
+    """``defects: kind: pulse``: the variables whose every write is a defect event.
+
+    They are monitored with the trigger StatusValueTimestamp (a repeated code is a new
+    write with a new source timestamp, hence a new defect), and the first notification
+    after subscribing is the value in force, not an event, so it is not counted.
+    """
+    defects = binding.profile.signals.defects
+    if defects is None or defects.kind != "pulse":
+        return []
+    return [n for n in (defects.at, defects.code) if n is not None]
+
+
 async def discover_codes(client: Client, idx: int, binding: Binding) -> list[str]:
     """Variables matching the defect pattern under the station object (3 levels deep)."""
     opc = binding.profile.section(OpcuaBinding)
     defects = binding.profile.signals.defects
     if defects is None or defects.format != "pattern" or not opc.station_object:
+        return []
+    if defects.at is None:
         return []
     station = binding.station.id
     pattern = opc.node.format(station=station, name=defects.at.replace("{code}", "\0"))

@@ -31,13 +31,14 @@ from asyncua.client.client import Client
 from asyncua.common.node import Node
 from asyncua.common.subscription import Subscription
 from asyncua.crypto import security_policies
+from asyncua.ua.attribute_ids import AttributeIds
 
 from edge_agent.config import GatewayConfig
 from edge_agent.mapping import RawReading
 from edge_agent.metrics import AgentMetrics
 from edge_agent.sources.base import Binding, Sink
 from edge_agent.sources.opcua.assemble import Assembler
-from edge_agent.sources.opcua.browse import discover_codes, node_id, wanted_names
+from edge_agent.sources.opcua.browse import discover_codes, node_id, pulse_names, wanted_names
 from edge_agent.sources.opcua.history import catch_up
 from edge_agent.sources.opcua.models import OpcuaBinding, OpcuaConnection
 from edge_agent.sources.opcua.namespace import NamespaceError, resolve_namespace
@@ -55,6 +56,8 @@ class _Collector:
     def __init__(self, lost: asyncio.Event, last_seen: dict[str, datetime]) -> None:
         self.names: dict[str, tuple[str, str]] = {}
         self.items: list[RawReading] = []
+        self.skip_first: set[str] = set()
+        """Pulse variables whose next notification is the value in force, not an event."""
         self.ready = asyncio.Event()
         self.lost = lost
         self.last_seen = last_seen
@@ -70,6 +73,9 @@ class _Collector:
             ts = ts.replace(tzinfo=UTC)
         if ts is not None:
             self.last_seen[key] = max(ts, self.last_seen.get(key, ts))
+        if key in self.skip_first:
+            self.skip_first.discard(key)
+            return
         station, name = where
         self.items.append(RawReading(station=station, values={name: val}, source_ts=ts))
         self.ready.set()
@@ -215,13 +221,10 @@ class OpcuaSource:
             nid = node_id(st.opc.node.format(station=st.id, name=name), idx)
             collector.names[nid.to_string()] = (st.id, name)
             nodes.append(client.get_node(nid))
-        results = (
-            await sub.subscribe_data_change(
-                nodes, queuesize=st.opc.queue_size, sampling_interval=ua.Double(0.0)
-            )
-            if nodes
-            else []
-        )
+        results = await self._subscribe(sub, todo, nodes, st)
+        for name, node, result in zip(todo, nodes, results, strict=True):
+            if name in pulse_names(st.binding) and not isinstance(result, ua.StatusCode):
+                collector.skip_first.add(node.nodeid.to_string())
         st.missing = []
         for name, node, result in zip(todo, nodes, results, strict=True):
             if isinstance(result, ua.StatusCode):
@@ -247,6 +250,31 @@ class OpcuaSource:
             len(st.missing),
         )
 
+    @staticmethod
+    async def _subscribe(
+        sub: Subscription, names: list[str], nodes: list[Node], st: _Station
+    ) -> list[int | ua.StatusCode]:
+        """Monitor ``nodes``; pulse variables notify every write, even of an equal value."""
+        pulses = set(pulse_names(st.binding))
+        results: dict[int, int | ua.StatusCode] = {}
+        for is_pulse in (False, True):
+            group = [i for i, name in enumerate(names) if (name in pulses) == is_pulse]
+            if not group:
+                continue
+            mfilter = None
+            if is_pulse:
+                mfilter = ua.DataChangeFilter()
+                mfilter.Trigger = ua.DataChangeTrigger.StatusValueTimestamp
+            answers = await sub._subscribe(
+                [nodes[i] for i in group],
+                AttributeIds.Value,
+                mfilter,
+                queuesize=st.opc.queue_size,
+                sampling_interval=ua.Double(0.0),
+            )
+            results.update(zip(group, answers, strict=True))
+        return [results[i] for i in range(len(names))]
+
     async def _subscribe_and_forward(self, client: Client, sink: Sink, lost: asyncio.Event) -> None:
         self.sessions += 1
         loop = asyncio.get_running_loop()
@@ -258,12 +286,12 @@ class OpcuaSource:
         for binding in self.bindings:
             opc = binding.profile.section(OpcuaBinding)
             defects = binding.profile.signals.defects
-            joined = defects is not None and defects.mode == "total_and_last_code"
-            assembler = Assembler(
-                defects.at if joined and defects else None,
-                defects.last_code if joined and defects else None,
-                opc.code_window_ms / 1000,
-            )
+            total, code = None, None
+            if defects is not None and defects.mode == "total_and_last_code":
+                total, code = defects.at, defects.last_code
+            elif defects is not None and defects.kind == "pulse" and defects.at:
+                total, code = defects.at, defects.code  # a count and its code, written apart
+            assembler = Assembler(total, code, opc.code_window_ms / 1000)
             retry = Backoff(base=1.0, cap=self.conn.station_retry_max_s)
             stations.append(_Station(binding, opc, assembler, retry))
         interval = min(st.opc.publishing_interval_ms for st in stations)

@@ -125,7 +125,7 @@ def to_csv(rows: list[dict[str, Any]]) -> bytes:
 def write_xlsx(rows: list[dict[str, Any]], target: IO[bytes], tz: ZoneInfo, entity: str) -> None:
     """The HR workbook (``api.xlsx``): typed, hours, percentages, Definitions, a chart."""
     write_book(
-        target, "KPIs", kpi_columns(rows, FORMULAS), rows, tz,
+        target, "KPIs", kpi_columns(rows), rows, tz,
         notes=[("Time zone", f"Times are local to the site ({tz.key}).")],
         chart=Chart(f"% of standard by {entity}", "% of standard", entity),
     )  # fmt: skip
