@@ -1,5 +1,11 @@
 """Readings → canonical events for one station: who made what, and whose time it was (pure).
 
+Events leave here as takt_wire models, validated when they are built: the
+agent's identity is in them, the sequence number is a placeholder (0) that the
+outbox replaces in the transaction that stores them. An event the contract
+refuses (a device clock in 1990, say) is not returned but kept in
+``StationTracker.rejected`` with the reason, for the caller to dead-letter.
+
 The tracker holds the station's state (operator, machine state, open work
 interval, counter baselines) as a small model that is persisted with the
 events it produced, so a restart continues exactly where the last commit left
@@ -14,16 +20,25 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from edge_agent.counters import counter_delta
 from edge_agent.mapping import Reading
 from edge_agent.profile import DeviceProfile
 from takt_common.pseudonym import STORED, pseudonym
-from takt_wire import UNATTRIBUTED
-from takt_wire.events import MAX_UNITS_PER_EVENT
+from takt_wire import UNATTRIBUTED, GapEvent, SessionEvent, StateEvent, UnitEvent, WorkEvent
+from takt_wire.errors import describe_validation_error
+from takt_wire.events import MAX_UNITS_PER_EVENT, EventBase
+
+AnyEvent = UnitEvent | WorkEvent | SessionEvent | StateEvent | GapEvent
+"""What a tracker emits: one of takt_wire's event models."""
+
+E = TypeVar("E", bound=EventBase)
+
+UNSEQUENCED = 0
+"""Sequence number of an event not yet stored; the outbox assigns the real one."""
 
 
 class StationState(BaseModel):
@@ -42,10 +57,14 @@ class StationState(BaseModel):
 
 @dataclass(frozen=True)
 class StationInfo:
+    """Where a station's events come from, and the agent (and its boot) that reports them."""
+
     site: str
     line: str
     station: str
     device: str
+    agent: str
+    boot: str
 
 
 @dataclass
@@ -102,7 +121,7 @@ def _iso(ts: datetime) -> str:
 
 
 class StationTracker:
-    """Turns one station's readings into event dicts (identity is added by the outbox)."""
+    """Turns one station's readings into takt_wire events (the outbox assigns ``seq``)."""
 
     def __init__(
         self,
@@ -121,19 +140,31 @@ class StationTracker:
         self.state = state or StationState()
         spec = profile.signals.state
         self._excused = set(spec.excused) if spec and spec.excused is not None else None
+        self.rejected: list[tuple[str, dict[str, Any]]] = []
+        """(reason, fields) of events the contract refused; the caller takes and clears them."""
 
-    def _base(self, kind: str, ts: datetime, worker: str) -> dict[str, Any]:
-        return {
-            "kind": kind,
-            "site": self.info.site,
-            "line": self.info.line,
-            "station": self.info.station,
-            "device": self.info.device,
-            "worker": worker,
-            "ts": _iso(ts),
-        }
+    def _event(self, cls: type[E], ts: datetime, worker: str, **fields: Any) -> list[E]:
+        """One validated event of ``cls`` (a list of one), or none when the contract refuses it."""
+        info = self.info
+        fields.update(
+            site=info.site,
+            line=info.line,
+            station=info.station,
+            device=info.device,
+            worker=worker,
+            ts=ts,
+            agent=info.agent,
+            boot=info.boot,
+            seq=UNSEQUENCED,
+        )
+        try:
+            return [cls(**fields)]
+        except ValidationError as err:
+            reason = f"invalid: {describe_validation_error(err)}"
+            self.rejected.append((reason, {"kind": cls.model_fields["kind"].default} | fields))
+            return []
 
-    def unobserved(self, start: datetime, end: datetime, reason: str) -> list[dict[str, Any]]:
+    def unobserved(self, start: datetime, end: datetime, reason: str) -> list[AnyEvent]:
         """A span (device clock) nobody could observe: one ``gap`` event, charged to nobody.
 
         The station's state is left alone: what the device shows when it is read again
@@ -142,10 +173,8 @@ class StationTracker:
         """
         if end <= start:
             return []
-        st = self.state
-        event = self._base("gap", end, st.worker or UNATTRIBUTED)
-        event.update(start=_iso(start), reason=reason)
-        return [event]
+        worker = self.state.worker or UNATTRIBUTED
+        return self._event(GapEvent, end, worker, start=start, reason=reason)
 
     def _fresh(self, key: str, ts: datetime, notes: Notes) -> bool:
         """False when this field's value is older than one already applied."""
@@ -181,31 +210,32 @@ class StationTracker:
             return 0
         return delta.units
 
-    def _close(self, end: datetime) -> list[dict[str, Any]]:
+    def _close(self, end: datetime) -> list[AnyEvent]:
         """Close the open work interval at ``end`` and reopen it there."""
         st = self.state
-        events: list[dict[str, Any]] = []
+        events: list[AnyEvent] = []
         if st.worker is not None and st.interval_start is not None:
             span = (end - st.interval_start).total_seconds()
             if span > 0:
-                event = self._base("work", end, st.worker)
                 down: dict[str, float] = {}
                 machine = st.machine or "idle"
                 if machine.startswith("down:"):
                     reason = machine.removeprefix("down:")
                     if self._excused is None or reason in self._excused:
                         down[reason] = span
-                event.update(
-                    start=_iso(st.interval_start),
+                events += self._event(
+                    WorkEvent,
+                    end,
+                    st.worker,
+                    start=st.interval_start,
                     work_s=span,
                     effective_s=max(0.0, span - sum(down.values())),
                     down_s=down,
                 )
-                events.append(event)
         st.interval_start = end if st.worker is not None else None
         return events
 
-    def tick(self, now: datetime) -> list[dict[str, Any]]:
+    def tick(self, now: datetime) -> list[AnyEvent]:
         """Close the work interval periodically (on the device clock)."""
         st = self.state
         if st.clock is None or now < st.clock:
@@ -213,14 +243,14 @@ class StationTracker:
         st.clock = now
         return self._close_at_boundaries(now)
 
-    def _close_at_boundaries(self, now: datetime) -> list[dict[str, Any]]:
+    def _close_at_boundaries(self, now: datetime) -> list[AnyEvent]:
         """Close intervals at every multiple of the period (device clock) up to ``now``.
 
         Aligned closes keep each interval inside one minute, so hours, shifts and
         days (which start on whole minutes) get exactly their own work seconds.
         """
         st = self.state
-        events: list[dict[str, Any]] = []
+        events: list[AnyEvent] = []
         for _ in range(MAX_CLOSES_PER_CALL):
             if st.worker is None or st.interval_start is None:
                 break
@@ -254,7 +284,7 @@ class StationTracker:
                 del st.field_ts[key]
         return repaired
 
-    def apply(self, reading: Reading, gateway_now: datetime) -> tuple[list[dict[str, Any]], Notes]:
+    def apply(self, reading: Reading, gateway_now: datetime) -> tuple[list[AnyEvent], Notes]:
         notes = Notes(problems=list(reading.problems))
         st = self.state
         ts = reading.ts or gateway_now
@@ -277,7 +307,7 @@ class StationTracker:
         if st.worker is not None and st.interval_start is None:
             st.interval_start = at  # reopened after a repair: the first sane reading
         worker_now = st.worker or UNATTRIBUTED
-        events: list[dict[str, Any]] = []
+        events: list[AnyEvent] = []
         signals = self.profile.signals
 
         # 1. counters, attributed to the state before this reading's changes
@@ -330,21 +360,19 @@ class StationTracker:
             events += self._close(at)
         if badge_changed:
             if st.worker is not None:
-                events.append(self._base("session", at, st.worker) | {"action": "logout"})
+                events += self._event(SessionEvent, at, st.worker, action="logout")
             st.badge = new_badge
             st.worker = self.resolve(new_badge) if new_badge is not None else None
             if st.worker is not None:
-                events.append(self._base("session", at, st.worker) | {"action": "login"})
+                events += self._event(SessionEvent, at, st.worker, action="login")
             st.interval_start = at if st.worker is not None else None
         if state_changed:
             st.machine = new_machine
             if new_machine is not None:
-                event = self._base("state", at, st.worker or UNATTRIBUTED)
                 kind, _, reason = new_machine.partition(":")
-                event["state"] = kind
-                if reason:
-                    event["reason"] = reason
-                events.append(event)
+                events += self._event(
+                    StateEvent, at, st.worker or UNATTRIBUTED, state=kind, reason=reason or None
+                )
 
         # 3. periodic close on the device clock
         events += self.tick(at)
@@ -352,14 +380,10 @@ class StationTracker:
 
     def _unit_events(
         self, outcome: str, code: str | None, units: int, at: datetime, worker: str
-    ) -> list[dict[str, Any]]:
+    ) -> list[AnyEvent]:
         if units <= 0:
             return []
-        event = self._base("unit", at, worker)
-        event["outcome"] = outcome
-        event["count"] = units
-        if code is not None:
-            event["defect_code"] = code
-        if self.state.cycle_s is not None and outcome == "good":
-            event["cycle_s"] = self.state.cycle_s
-        return [event]
+        cycle_s = self.state.cycle_s if outcome == "good" else None
+        return self._event(
+            UnitEvent, at, worker, outcome=outcome, count=units, defect_code=code, cycle_s=cycle_s
+        )

@@ -46,7 +46,14 @@ async def run_probe(
     chosen = config.model_copy(update={"stations": picked})
     trackers = {
         s.id: StationTracker(
-            StationInfo(config.site, s.line, s.id, s.device or profiles[s.profile].model),
+            StationInfo(
+                config.site,
+                s.line,
+                s.id,
+                s.device or profiles[s.profile].model,
+                agent=config.agent_id,
+                boot="probe",
+            ),
             profiles[s.profile],
             lambda badge: f"<badge {badge}>",
             config.work_interval_s,
@@ -81,7 +88,12 @@ async def run_probe(
             if notes.skewed:
                 echo(f"{raw.station} NOTE   skewed: device time behind the station clock")
             for event in events:
-                echo(f"{raw.station} event  {json.dumps(event, default=str)}")
+                shown = event.model_dump(mode="json", exclude_none=True)
+                echo(f"{raw.station} event  {json.dumps(shown)}")
+            # e.g. the probe's "<badge …>" stand-in for a worker id is not a valid worker id
+            for reason, fields in tracker.rejected:
+                echo(f"{raw.station} REFUSED {json.dumps(fields, default=str)}: {reason}")
+            tracker.rejected.clear()
         # no ack: a device message the probe saw stays the agent's to commit
 
     metrics = AgentMetrics()

@@ -26,7 +26,6 @@ import logging
 import ssl
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -35,19 +34,19 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from edge_agent.batching import compose
 from edge_agent.config import GatewayConfig
 from edge_agent.metrics import AgentMetrics
-from edge_agent.outbox import Outbox
+from edge_agent.outbox import Outbox, Row
 from takt_common.backoff import Backoff
 from takt_common.mqtt import tls_context
 from takt_wire import ContractError
 from takt_wire.acks import decode_ack
-from takt_wire.signing import SIGNATURE_PROPERTY, sign
+from takt_wire.signing import SIGNATURE_PROPERTY
 from takt_wire.topics import acks_topic, agent_status_topic, events_topic
 
 log = logging.getLogger(__name__)
 
-_HISTORICAL = ',"historical":true}'
 _REFUSED_RETRY_S = 1.0
 
 
@@ -272,7 +271,7 @@ class Publisher:
             self.metrics.resent_events.labels("refused" if sent.refused else "unconfirmed").inc(
                 len(rows)
             )
-            while rows:  # flags can make a resend longer: it may take several messages
+            while rows:  # a resend may take several messages (flags change the sizes)
                 used = self._send(client, rows, sent.attempts + 1)
                 if not used:
                     return False
@@ -285,48 +284,35 @@ class Publisher:
                 return False
         return True
 
-    def _send(self, client: mqtt.Client, rows: list[tuple[int, float, str]], attempts: int) -> int:
+    def _send(self, client: mqtt.Client, rows: list[Row], attempts: int) -> int:
         """Publish a prefix of rows that fits ``batch_max_bytes`` as one batch message;
         return how many rows it took (0: the publish failed)."""
         cfg = self.config.publish
-        now = time.time()
-        late = now - cfg.historical_after_s
-        parts: list[str] = []
-        size = 0
-        historical = 0
-        for _seq, happened, body in rows:
-            flagged = happened < late
-            if flagged:
-                body = body[:-1] + _HISTORICAL
-            if parts and size + len(body) > cfg.batch_max_bytes:
-                break
-            parts.append(body)
-            size += len(body) + 1
-            historical += flagged
-        used = rows[: len(parts)]
-        sent_at = datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z")
-        payload = (
-            f'{{"v":1,"agent":"{self.config.agent_id}","boot":"{self.boot}",'
-            f'"sent_at":"{sent_at}","events":[{",".join(parts)}]}}'
-        ).encode()
+        key = (cfg.signing_key_id, self._signing_key) if self._signing_key is not None else None
+        built = compose(
+            rows,
+            agent=self.config.agent_id,
+            boot=self.boot,
+            now=time.time(),
+            historical_after_s=cfg.historical_after_s,
+            max_bytes=cfg.batch_max_bytes,
+            key=key,
+        )
         properties = None
-        if self._signing_key is not None:
+        if built.signature is not None:
             properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-            key_id = cfg.signing_key_id
-            properties.UserProperty = [
-                (SIGNATURE_PROPERTY, sign(payload, key_id, self._signing_key))
-            ]
-        info = client.publish(self.topic, payload, qos=1, properties=properties)
+            properties.UserProperty = [(SIGNATURE_PROPERTY, built.signature)]
+        info = client.publish(self.topic, built.data, qos=1, properties=properties)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             log.warning("publish failed (%s); waiting for reconnect", mqtt.error_string(info.rc))
             self._lost.set()
             return 0
-        first, last = used[0][0], used[-1][0]
-        self._inflight[info.mid] = _Sent(first, last, len(used), historical, attempts)
-        self.unconfirmed += len(used)
-        self._cursor = max(self._cursor, last)
+        sent = _Sent(built.first, built.last, built.used, built.historical, attempts)
+        self._inflight[info.mid] = sent
+        self.unconfirmed += built.used
+        self._cursor = max(self._cursor, built.last)
         self._update_gauges()
-        return len(used)
+        return built.used
 
     def _next_due(self) -> float | None:
         if not self._due:

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-from pydantic import ValidationError
-
-from edge_agent.attribution import StationInfo, StationState, StationTracker, WorkerResolver
+from edge_agent.attribution import (
+    AnyEvent,
+    StationInfo,
+    StationState,
+    StationTracker,
+    WorkerResolver,
+)
 from edge_agent.clockage import DeviceClocks
 from edge_agent.config import GatewayConfig
 from edge_agent.mapping import RawReading, map_reading
@@ -30,7 +34,6 @@ from edge_agent.roster import RosterError, load_roster
 from edge_agent.sources import Source, build_sources
 from edge_agent.sources.base import Ack
 from takt_common.status import StatusServer
-from takt_wire import ContractError, decode_event
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +69,12 @@ class Agent:
                 StationState.model_validate_json(saved[station.id]) if station.id in saved else None
             )
             info = StationInfo(
-                config.site, station.line, station.id, station.device or profile.model
+                config.site,
+                station.line,
+                station.id,
+                station.device or profile.model,
+                agent=config.agent_id,
+                boot=self.boot,
             )
             tracker = StationTracker(
                 info,
@@ -141,7 +149,7 @@ class Agent:
         log.warning("outbox has room again: ingestion resumed")
 
     def process(self, batch: list[tuple[list[RawReading], Ack | None]]) -> None:
-        events: list[dict[str, Any]] = []
+        events: list[AnyEvent] = []
         dead: list[tuple[str, str]] = []
         dirty: set[str] = set()
         now = datetime.now(UTC)
@@ -154,9 +162,8 @@ class Agent:
                     continue
                 if raw.unobserved is not None:
                     dirty.add(raw.station)
-                    for event in self._gap(tracker, raw.station, *raw.unobserved):
-                        if self._valid(event, dead):
-                            events.append(event)
+                    events += self._gap(tracker, raw.station, *raw.unobserved)
+                    self._take_rejected(tracker, dead)
                     continue
                 reading = map_reading(raw, tracker.profile)
                 produced, notes = tracker.apply(reading, now)
@@ -179,9 +186,8 @@ class Agent:
                 for key, kind in notes.counter_kinds:
                     m.counter_events.labels(raw.station, kind).inc()
                     log.warning("%s: counter %s: %s", raw.station, key, kind)
-                for event in produced:
-                    if self._valid(event, dead):
-                        events.append(event)
+                events += produced
+                self._take_rejected(tracker, dead)
         self._commit(events, dirty, dead)
         for _readings, ack in batch:
             if ack is not None:
@@ -189,35 +195,27 @@ class Agent:
 
     def _gap(
         self, tracker: StationTracker, station: str, start: datetime, end: datetime
-    ) -> list[dict[str, Any]]:
+    ) -> list[AnyEvent]:
         """A blind span on the gateway clock, moved onto the station's device clock."""
         offset = timedelta(seconds=self.clocks.offset(station))
         return tracker.unobserved(start + offset, end + offset, "no_history")
 
-    def _valid(self, event: dict[str, Any], dead: list[tuple[str, str]]) -> bool:
-        probe = dict(event, agent=self.config.agent_id, boot=self.boot, seq=0)
-        try:
-            decode_event(probe)
-        except (ContractError, ValidationError) as err:
+    def _take_rejected(self, tracker: StationTracker, dead: list[tuple[str, str]]) -> None:
+        """Dead-letter the events the wire contract refused when the tracker built them."""
+        for reason, fields in tracker.rejected:
             self.metrics.invalid_events.inc()
-            log.error("event fails the wire contract, dead-lettered: %s", err)
-            dead.append((str(err), repr(event)))
-            return False
-        return True
+            log.error("event fails the wire contract, dead-lettered: %s", reason)
+            dead.append((reason, json.dumps(fields, default=str)))
+        tracker.rejected.clear()
 
-    def _commit(
-        self, events: list[dict[str, Any]], dirty: set[str], dead: list[tuple[str, str]]
-    ) -> None:
+    def _commit(self, events: list[AnyEvent], dirty: set[str], dead: list[tuple[str, str]]) -> None:
         states = {s: self.trackers[s].state.model_dump_json() for s in dirty}
         before = self.outbox.dropped
-        happened = [
-            self.clocks.happened_at(e["station"], datetime.fromisoformat(e["ts"]).timestamp())
-            for e in events
-        ]
+        happened = [self.clocks.happened_at(e.station, e.ts.timestamp()) for e in events]
         self.outbox.commit(events, states, dead, happened)
         m = self.metrics
         for event in events:
-            m.events.labels(event["kind"]).inc()
+            m.events.labels(event.kind).inc()
         if self.outbox.dropped > before:
             m.outbox_dropped.inc(self.outbox.dropped - before)
         if self.resolver.unknown:
@@ -250,11 +248,13 @@ class Agent:
         while gateway:
             await asyncio.sleep(1.0)
             now = datetime.now(UTC)
-            events: list[dict[str, Any]] = []
+            events: list[AnyEvent] = []
+            dead: list[tuple[str, str]] = []
             for tracker in gateway:
                 events += tracker.tick(now)
-            if events:
-                self._commit(events, {t.info.station for t in gateway}, [])
+                self._take_rejected(tracker, dead)
+            if events or dead:
+                self._commit(events, {t.info.station for t in gateway}, dead)
 
     async def _roster_watcher(self) -> None:
         """Pick up roster changes (new hires, new badges) without a restart.

@@ -12,6 +12,7 @@ from takt_wire.batch import (
     decode_event,
     encode_batch,
 )
+from takt_wire.encoding import encode_envelope, encode_event, flag_historical
 from takt_wire.errors import ContractError
 from takt_wire.events import (
     SCHEMA_VERSION,
@@ -42,4 +43,7 @@ __all__ = [
     "decode_batch",
     "decode_event",
     "encode_batch",
+    "encode_envelope",
+    "encode_event",
+    "flag_historical",
 ]

@@ -13,14 +13,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, TypeAdapter, ValidationError
 
+from takt_wire.encoding import MAX_PAYLOAD_BYTES as MAX_PAYLOAD_BYTES
+from takt_wire.encoding import encode_envelope, encode_event
 from takt_wire.errors import ContractError, describe_validation_error
 from takt_wire.events import SCHEMA_VERSION, Event, Name, UtcTime
 
 MAX_BATCH_EVENTS = 5_000
 """Events per batch; a producer with more sends several batches."""
-
-MAX_PAYLOAD_BYTES = 1_048_576
-"""Largest accepted MQTT payload (1 MiB), checked before parsing."""
 
 
 class Batch(BaseModel):
@@ -93,10 +92,11 @@ def decode_event(data: dict[str, Any]) -> Event:
 
 
 def encode_batch(batch: Batch) -> bytes:
-    """Serialise a batch to compact JSON bytes (what goes on the wire)."""
-    payload = batch.model_dump_json(exclude_none=True).encode()
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise ContractError(
-            "oversized", f"encoded batch of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}"
-        )
-    return payload
+    """Serialise a batch to compact JSON bytes (what goes on the wire).
+
+    The same encoder the agent publishes with (:mod:`takt_wire.encoding`): each event's
+    canonical encoding inside the envelope; raises ContractError past 1 MiB.
+    """
+    return encode_envelope(
+        batch.agent, batch.boot, batch.sent_at, [encode_event(event) for event in batch.events]
+    )

@@ -13,6 +13,7 @@ from edge_agent.cli import app
 from edge_agent.config import ConfigError, load_config
 from edge_agent.outbox import Outbox
 from edge_agent.profile import ProfileError, load_profile
+from takt_wire import StateEvent
 
 BASE: dict[str, Any] = {
     "agent_id": "gw1",
@@ -102,18 +103,27 @@ def test_check_config_cli(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "site" in bad.output
 
 
+def state_event(boot: str, state: str) -> StateEvent:
+    return StateEvent.model_validate(
+        {"site": "s", "line": "l", "station": "S1", "device": "d", "worker": "w1", "agent": "a"}
+        | {"ts": "2026-11-23T08:00:00Z", "boot": boot, "seq": 0, "state": state}
+    )
+
+
 def test_outbox_sequence_survives_restart_and_drop_policy(tmp_path: Path) -> None:
     path = tmp_path / "o.db"
     box = Outbox(path, agent="a", boot="b1", max_events=100)
-    box.commit([{"kind": "x"}] * 3, {"S1": "{}"})
+    box.commit([state_event("b1", "idle")] * 3, {"S1": "{}"})
     box.acked(0, 2)
     box.close()
     box = Outbox(path, agent="a", boot="b2", max_events=5, on_full="drop_oldest")
     assert box.last_seq == 2 and box.pending == 0 and box.load_states() == {"S1": "{}"}
-    box.commit([{"kind": "y"}] * 7, {})
+    box.commit([state_event("b2", "running")] * 7, {})
     rows = box.fetch(-1, 100)
     assert [r[0] for r in rows] == [5, 6, 7, 8, 9] and box.dropped == 2
-    assert '"boot":"b2"' in rows[0][2]
+    assert b'"boot":"b2"' in rows[0][2]
+    with pytest.raises(ValueError, match="boot 'b1'"):
+        box.commit([state_event("b1", "idle")], {})  # an event of another boot is a bug
 
 
 MODBUS_PROFILE: dict[str, Any] = {

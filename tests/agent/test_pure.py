@@ -14,7 +14,7 @@ from edge_agent.mapping import RawReading, map_reading
 from edge_agent.profile import DeviceProfile, OperatorSignal, load_profiles
 from edge_agent.sources.serial.framing import Corrupt, FrameDecoder
 from edge_agent.sources.serial.models import SerialBinding
-from takt_wire import UNATTRIBUTED, decode_event
+from takt_wire import UNATTRIBUTED, EventBase, decode_event
 
 PROFILES = load_profiles(Path(__file__).resolve().parents[2] / "device_profiles")
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -165,17 +165,26 @@ def test_topic_segments_are_addressable() -> None:
 
 
 def tracker(model: str = "takt-sim-counter", interval: float = 60.0) -> StationTracker:
-    info = StationInfo("site1", "L1", "S1", model)
+    info = StationInfo("site1", "L1", "S1", model, agent="a", boot="b")
     resolver = WorkerResolver({"B1": "w1", "B2": "w2"})
     return StationTracker(info, PROFILES[model], resolver, interval)
+
+
+def dumps(events: list[EventBase]) -> list[dict[str, object]]:
+    """The tracker's models as the dicts the wire carries (after checking they are models)."""
+    out = []
+    for event in events:
+        assert isinstance(event, EventBase), "attribution emits takt_wire models"
+        out.append(event.model_dump(mode="json", exclude_none=True))
+        assert decode_event(out[-1]) == event  # every event meets the contract
+    return out
 
 
 def feed(t: StationTracker, at: float, **values: object) -> list[dict[str, object]]:
     values["ts"] = int((T0 + timedelta(seconds=at)).timestamp() * 1000)
     events, _notes = t.apply(map_reading(RawReading("S1", values), t.profile), T0)
-    for seq, event in enumerate(events):
-        decode_event(dict(event, agent="a", boot="b", seq=seq))  # every event meets the contract
-    return events
+    assert t.rejected == []
+    return dumps(list(events))
 
 
 def totals(events: list[dict[str, object]]) -> dict[tuple[str, str], float]:
@@ -304,14 +313,14 @@ def test_login_and_logout_events_instead_of_a_badge_value() -> None:
     profile = base.model_copy(
         update={"signals": base.signals.model_copy(update={"operator": events_spec})}
     )
-    info = StationInfo("site1", "L1", "S1", "hmi")
+    info = StationInfo("site1", "L1", "S1", "hmi", agent="a", boot="b")
     t = StationTracker(info, profile, WorkerResolver({"B1": "w1"}), 60.0)
 
     def hmi(at: float, **values: object) -> tuple[list[dict[str, object]], list[str]]:
         values["ts"] = int((T0 + timedelta(seconds=at)).timestamp() * 1000)
         reading = map_reading(RawReading("S1", values), profile)
         events, _notes = t.apply(reading, T0)
-        return events, reading.problems
+        return dumps(list(events)), reading.problems
 
     events, _ = hmi(0, cnt=0, evt="login", badge="B1")
     more, problems = hmi(10, cnt=3)  # no event: the operator stays logged in
@@ -332,8 +341,8 @@ def test_an_unobserved_span_is_one_gap_event_charged_to_whoever_was_logged_in() 
     t = tracker()
     feed(t, 0, op="B1", st=1, cnt=0)
     start = datetime(2026, 11, 23, 8, 0, 10, tzinfo=UTC)
-    (gap,) = t.unobserved(start, start + timedelta(seconds=75.5), "no_history")
-    event = decode_event(dict(gap, agent="a1", boot="b1", seq=1))
+    (event,) = t.unobserved(start, start + timedelta(seconds=75.5), "no_history")
+    assert decode_event(event.model_dump(mode="json")) == event
     assert event.kind == "gap" and event.worker == "w1" and event.reason == "no_history"
     assert (event.ts - event.start).total_seconds() == 75.5
     assert t.unobserved(start, start, "no_history") == []  # nothing unobserved

@@ -101,12 +101,13 @@ def test_inconsistent_defect_specs_are_refused(spec: dict[str, Any]) -> None:
 
 def test_pulse_readings_become_one_defect_event_per_code() -> None:
     tracker = StationTracker(
-        StationInfo("p1", "L1", "S1", "d1"),
+        StationInfo("p1", "L1", "S1", "d1", agent="a1", boot="b1"),
         profile({"kind": "pulse", "code": "codes"}),
         resolve=lambda badge: badge,
     )
     raw = RawReading("S1", {"codes": ["E12", "E07", "E07"], "GOOD": 4})
-    events_out, _ = tracker.apply(map_reading(raw, tracker.profile), NOW)
+    produced, _ = tracker.apply(map_reading(raw, tracker.profile), NOW)
+    events_out = [e.model_dump(exclude_none=True) for e in produced]  # takt_wire models
     units = sorted(
         (e["outcome"], e.get("defect_code"), e["count"]) for e in events_out if e["kind"] == "unit"
     )

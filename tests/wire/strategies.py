@@ -10,6 +10,7 @@ from takt_wire import (
     UNATTRIBUTED,
     Batch,
     EventBase,
+    GapEvent,
     SessionEvent,
     StateEvent,
     UnitEvent,
@@ -87,8 +88,16 @@ def state_events(draw: st.DrawFn) -> StateEvent:
     )
 
 
+@st.composite
+def gap_events(draw: st.DrawFn) -> GapEvent:
+    fields = draw(base_fields())
+    end: datetime = fields["ts"]  # type: ignore[assignment]
+    span = draw(st.floats(min_value=0, max_value=7 * 24 * 3600))
+    return GapEvent(**fields, start=end - timedelta(seconds=span), reason=draw(codes))
+
+
 events: st.SearchStrategy[EventBase] = st.one_of(
-    unit_events(), work_events(), session_events(), state_events()
+    unit_events(), work_events(), session_events(), state_events(), gap_events()
 )
 
 
