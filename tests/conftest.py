@@ -33,6 +33,7 @@ from takt_cli.localservices import (
 from takt_cli.localservices import (
     postgres as make_postgres,
 )
+from tests.browser import browser  # noqa: F401 (a fixture for page tests)
 
 S = TypeVar("S", bound=LocalService)
 

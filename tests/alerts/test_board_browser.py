@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
@@ -19,38 +17,12 @@ from takt_cli.localservices import Influxd, Mosquitto
 from tests.alerts.factory import Line
 from tests.alerts.harness import Bus, make_app, now_aligned, serve, service, until
 from tests.alerts.receivers import HttpReceiver, receiver_fixture
-
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1024,900",  # a tablet in landscape
-]
+from tests.browser import ARTIFACTS
 
 
 @pytest.fixture
 def receiver() -> Iterator[HttpReceiver]:
     yield from receiver_fixture()
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
-    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not binary or not driver:
-        pytest.fail("chromium is not installed: apt-get install -y chromium chromium-driver")
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for flag in [*FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"]:
-        options.add_argument(flag)
-    chrome = webdriver.Chrome(options=options, service=DriverService(executable_path=driver))
-    yield chrome
-    chrome.quit()
 
 
 def produce(bus: Bus, line: Line, t0: float, seconds: int, w2_defect_every: int) -> None:

@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from kpi_service.core.apikeys import KeyStore
 from kpi_service.main import create_app
 from kpi_service.scores.closing import PeriodBook, content_hash, deltas, encode_snapshot
 from kpi_service.scores.scoring import MetricResult, ScoreResult
@@ -29,7 +28,8 @@ from takt_cli.localservices import Influxd
 
 from . import month
 from .conftest import Keys, Maker, auth, load_events, make_settings
-from .test_scores import SCHEME_V1, SCHEME_V2, external_batch, truth
+from .test_scores import truth
+from .test_selfservice import _prepare as prepare
 
 CLOSES = "/api/v1/schemes/line-kpi/closes"
 MARCH = {"scheme": "line-kpi", "start": "2026-03-01", "end": "2026-03-31"}
@@ -63,16 +63,7 @@ def api(tmp_path: Path, influxd: Influxd, db: str) -> Iterator[Caller]:
         tmp_path, influx_url=influxd.url, influx_db=db, timezone="UTC", standards=month.STANDARDS
     )
     with TestClient(create_app(settings)) as client:
-        keys = Keys(settings)
-        store = KeyStore(settings.keys_db, settings.secret_key.get_secret_value())
-        hr_write = store.create("hr-payroll", frozenset({"hr:read", "hr:write"}), None)
-        ingest = store.create("crm-bridge", frozenset({"ingest"}), None)
-        for spec in (SCHEME_V1, SCHEME_V2):
-            assert client.post("/api/v1/schemes", json=spec, headers=auth(keys.admin)).is_success
-        r = client.post(
-            "/api/v1/external-metrics", json={"values": external_batch()}, headers=auth(ingest)
-        )
-        assert r.status_code == 200, r.text
+        keys, hr_write = prepare(client, settings)  # the two schemes, externals, an HR writer
         yield Caller(client, keys, hr_write)
 
 

@@ -9,8 +9,6 @@ against the KPI code.
 from __future__ import annotations
 
 import asyncio
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,6 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
@@ -28,7 +25,7 @@ from kpi_service.core.config import Settings
 from kpi_service.main import create_app
 from takt_cli.localservices import Influxd
 from tests.alerts.harness import serve
-from tests.alerts.test_board_browser import ARTIFACTS, FLAGS
+from tests.browser import ARTIFACTS
 
 from . import month
 from .conftest import Keys, auth, load_events, make_settings
@@ -158,20 +155,6 @@ def test_a_self_key_reads_its_own_figures_and_nothing_else(
         assert gone["revoked"] == [issued["name"]]
         assert client.get("/api/v1/me/summary", headers=auth(key)).status_code == 401
         assert client.get("/api/v1/me", headers=auth(by_hr["key"])).status_code == 200
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
-    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not binary or not driver:
-        pytest.fail("chromium is not installed: apt-get install -y chromium chromium-driver")
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for flag in [*FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"]:
-        options.add_argument(flag)
-    chrome = webdriver.Chrome(options=options, service=DriverService(executable_path=driver))
-    yield chrome
-    chrome.quit()
 
 
 async def test_the_worker_page_on_a_phone_and_a_kiosk(

@@ -17,14 +17,14 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from kpi_service.api.deps import InfluxDep, KpiReader, Principal, SettingsDep, audited
+from kpi_service.api.deps import KpiReader, Principal, SettingsDep, audited
 from kpi_service.api.queries import pseudonymiser
 from kpi_service.api.routes.schemes import SchemePath
 from kpi_service.api.routes.scores import MEDIA, stream
-from kpi_service.api.stores import ClosesDep, ExternalDep, RegistryDep, RolesDep
+from kpi_service.api.stores import ClosesDep, RegistryDep, ScoringDep
 from kpi_service.scores.closing import CloseConflict, Closure, deltas
 from kpi_service.scores.model import SchemeVersion
-from kpi_service.scores.service import ScoreRun, check_scope, compute_scores
+from kpi_service.scores.service import ScoreRun, check_scope
 from kpi_service.store.db import utcnow
 
 router = APIRouter(tags=["period close"], responses={404: {"description": "No such scheme."}})
@@ -99,23 +99,16 @@ async def close_period(
     scheme: SchemePath,
     body: CloseIn,
     principal: Annotated[Principal, Depends(audited("hr:write"))],
-    settings: SettingsDep,
-    reader: InfluxDep,
-    registry: RegistryDep,
-    externals: ExternalDep,
-    closes: ClosesDep,
-    roles: RolesDep,
+    scoring: ScoringDep,
 ) -> CloseOut:
+    registry, closes = scoring.registry, scoring.closes
     versions = await _versions(registry, scheme, principal)
     first, last = period_days(versions[-1].spec.period, body.period_start)
     version = registry.in_force(versions, first)
     if version is None:
         raise HTTPException(422, f"no version of {scheme!r} is in force on {first}")
     # Live (no closes passed): the snapshot is what the data says now.
-    run = await compute_scores(
-        reader, settings, registry, externals, principal, scheme, first, last, raw_ids=True,
-        roles=roles,
-    )  # fmt: skip
+    run = await scoring.run(principal, scheme, first, last, live=True, raw_ids=True)
     bucket = run.periods[0][0]
     if bucket.end > utcnow():
         raise HTTPException(409, f"the period {bucket.label} has not ended yet ({bucket.end})")
@@ -158,20 +151,12 @@ async def read_close(
     scheme: SchemePath,
     period_start: DayPath,
     principal: KpiReader,
-    settings: SettingsDep,
-    reader: InfluxDep,
-    registry: RegistryDep,
-    externals: ExternalDep,
-    closes: ClosesDep,
-    roles: RolesDep,
+    scoring: ScoringDep,
 ) -> CloseDetail:
-    closure, _ = await _closed(scheme, period_start, principal, registry, closes)
-    live = await compute_scores(
-        reader, settings, registry, externals, principal, scheme, closure.first_day,
-        closure.last_day, roles=roles,
-    )  # fmt: skip
+    closure, _ = await _closed(scheme, period_start, principal, scoring.registry, scoring.closes)
+    live = await scoring.run(principal, scheme, closure.first_day, closure.last_day, live=True)
     frozen = closure.scores()
-    pseudo = pseudonymiser(settings)
+    pseudo = pseudonymiser(scoring.settings)
     if pseudo.enabled:
         for s in frozen:
             s.worker = pseudo(s.worker)

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from kpi_service.api.deps import InfluxDep, KpiReader, SettingsDep
+from kpi_service.api.deps import KpiReader
 from kpi_service.api.models import NameList
 from kpi_service.api.routes.workers import WorkerPath
 from kpi_service.api.score_models import (
@@ -32,16 +32,9 @@ from kpi_service.api.score_models import (
     ScoreOut,
     ScorePage,
 )
-from kpi_service.api.stores import ClosesDep, ExternalDep, RegistryDep, RolesDep
+from kpi_service.api.stores import ScoringDep
 from kpi_service.api.xlsx import Chart, Column, Kind, write_book
-from kpi_service.core.apikeys import Principal
-from kpi_service.core.config import Settings
-from kpi_service.influx import InfluxReader
-from kpi_service.scores.closing import PeriodBook
-from kpi_service.scores.external import ExternalStore
-from kpi_service.scores.registry import SchemeRegistry
-from kpi_service.scores.roles import RoleBook
-from kpi_service.scores.service import ScoreRun, WorkerScore, compute_scores
+from kpi_service.scores.service import ScoreRun, WorkerScore
 
 router = APIRouter(tags=["scores"], responses={404: {"description": "No such scheme."}})
 
@@ -74,29 +67,12 @@ def score_out(s: WorkerScore) -> ScoreOut:
     )
 
 
-async def _run(
-    reader: InfluxReader, settings: Settings, registry: SchemeRegistry,
-    externals: ExternalStore, principal: Principal, scheme: str, start: date, end: date,
-    worker: list[str] | None, closes: PeriodBook, roles: RoleBook,
-) -> ScoreRun:  # fmt: skip
-    """Closed periods come from their snapshots (see ``scores.closing``)."""
-    return await compute_scores(
-        reader, settings, registry, externals, principal, scheme, start, end, worker, closes,
-        roles=roles,
-    )  # fmt: skip
-
-
 @router.get(
     "/scores", summary="Scores per worker and period under a scheme", response_model=ScorePage
 )
 async def list_scores(
     principal: KpiReader,
-    settings: SettingsDep,
-    reader: InfluxDep,
-    registry: RegistryDep,
-    externals: ExternalDep,
-    closes: ClosesDep,
-    roles: RolesDep,
+    scoring: ScoringDep,
     scheme: SchemeQ,
     start: date,
     end: date,
@@ -105,17 +81,15 @@ async def list_scores(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> ScorePage:
-    limit = min(limit, settings.max_page_size)
-    run = await _run(
-        reader, settings, registry, externals, principal, scheme, start, end, worker, closes, roles
-    )
+    limit = min(limit, scoring.settings.max_page_size)
+    run = await scoring.run(principal, scheme, start, end, worker)
     scores = [s for s in run.scores if status is None or s.result.status == status]
     return ScorePage(
         items=[score_out(s) for s in scores[offset : offset + limit]],
         total=len(scores),
         limit=limit,
         offset=offset,
-        timezone=settings.timezone,
+        timezone=scoring.settings.timezone,
     )
 
 
@@ -126,29 +100,12 @@ async def list_scores(
 async def worker_scores(
     worker_id: WorkerPath,
     principal: KpiReader,
-    settings: SettingsDep,
-    reader: InfluxDep,
-    registry: RegistryDep,
-    externals: ExternalDep,
-    closes: ClosesDep,
-    roles: RolesDep,
+    scoring: ScoringDep,
     scheme: SchemeQ,
     start: date,
     end: date,
 ) -> ScoreEvidence:
-    run = await _run(
-        reader,
-        settings,
-        registry,
-        externals,
-        principal,
-        scheme,
-        start,
-        end,
-        [worker_id],
-        closes,
-        roles,
-    )
+    run = await scoring.run(principal, scheme, start, end, [worker_id])
     return ScoreEvidence(
         worker=worker_id,
         scores=[score_out(s) for s in run.scores],
@@ -278,24 +235,17 @@ def _typed(value: Any, kind: Kind) -> Any:
 )
 async def export_scores(
     principal: KpiReader,
-    settings: SettingsDep,
-    reader: InfluxDep,
-    registry: RegistryDep,
-    externals: ExternalDep,
-    closes: ClosesDep,
-    roles: RolesDep,
+    scoring: ScoringDep,
     scheme: SchemeQ,
     start: date,
     end: date,
     format: Annotated[Literal["csv", "xlsx"], Query()] = "csv",
     worker: NameList = None,
 ) -> StreamingResponse:
-    run = await _run(
-        reader, settings, registry, externals, principal, scheme, start, end, worker, closes, roles
-    )
+    run = await scoring.run(principal, scheme, start, end, worker)
     name = f"takt-scores-{scheme}-{start.isoformat()}-{end.isoformat()}.{format}"
     return StreamingResponse(
-        stream(run, format, ZoneInfo(settings.timezone)),
+        stream(run, format, ZoneInfo(scoring.settings.timezone)),
         media_type=MEDIA[format],
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
@@ -315,19 +265,12 @@ def histogram(scores: list[float]) -> list[int]:
 )
 async def score_distribution(
     principal: KpiReader,
-    settings: SettingsDep,
-    reader: InfluxDep,
-    registry: RegistryDep,
-    externals: ExternalDep,
-    closes: ClosesDep,
-    roles: RolesDep,
+    scoring: ScoringDep,
     scheme: SchemeQ,
     start: date,
     end: date,
 ) -> ScoreDistribution:
-    run = await _run(
-        reader, settings, registry, externals, principal, scheme, start, end, None, closes, roles
-    )
+    run = await scoring.run(principal, scheme, start, end, None)
     periods: list[PeriodDistribution] = []
     for bucket, version in run.periods:
         mine = [s for s in run.scores if s.period == bucket.label]

@@ -23,18 +23,17 @@ import segno
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from kpi_service.api.deps import InfluxDep, Principal, SettingsDep, audited
+from kpi_service.api.deps import Principal, audited
 from kpi_service.api.queries import compute_rows
 from kpi_service.api.routes.targets import TargetsDep
 from kpi_service.api.routes.workers import WorkerPath
-from kpi_service.api.stores import ClosesDep, ExternalDep, RegistryDep, RolesDep
+from kpi_service.api.stores import Scoring, ScoringDep
 from kpi_service.core.apikeys import KeyStore
 from kpi_service.core.config import Settings
 from kpi_service.influx import InfluxError, InfluxReader
 from kpi_service.kpi.calendar import Bucket, local_instant
 from kpi_service.kpi.repository import Filters, fetch
 from kpi_service.scores.progress import contains, progress
-from kpi_service.scores.service import compute_scores
 
 router = APIRouter(tags=["self-service"])
 
@@ -160,16 +159,12 @@ async def _figures(
 @router.get("/me/summary", summary="The calling worker's own figures, score, targets")
 async def my_summary(
     me: Worker,
-    settings: SettingsDep,
-    reader: InfluxDep,
-    registry: RegistryDep,
-    externals: ExternalDep,
-    closes: ClosesDep,
+    scoring: ScoringDep,
     targets: TargetsDep,
-    roles: RolesDep,
     at: Annotated[datetime | None, Query(description="As of (default: now).")] = None,
 ) -> dict[str, Any]:
     assert me.worker is not None  # the self scope guarantees it
+    settings, reader = scoring.settings, scoring.reader
     now = at or datetime.now(UTC)
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
@@ -190,10 +185,8 @@ async def my_summary(
             "schemes confined to them are shown (HR issues keys covering every line)",
             "progress": [],
         }
-        for name in await anyio.to_thread.run_sync(registry.names):
-            body["scores"] += await _my_scores(
-                reader, settings, registry, externals, closes, roles, me, name, today
-            )
+        for name in await anyio.to_thread.run_sync(scoring.registry.names):
+            body["scores"] += await _my_scores(scoring, me, name, today)
         found = await anyio.to_thread.run_sync(
             lambda: targets.query(lines=me.lines, kind="worker", subject=me.worker)
         )
@@ -212,11 +205,10 @@ async def my_summary(
 
 
 async def _my_scores(
-    reader: InfluxReader, settings: Settings, registry: Any, externals: Any, closes: Any,
-    roles: Any, me: Principal, scheme: str, today: date,
-) -> list[dict[str, Any]]:  # fmt: skip
-    versions = await anyio.to_thread.run_sync(registry.versions, scheme)
-    version = registry.in_force(versions, today)
+    scoring: Scoring, me: Principal, scheme: str, today: date
+) -> list[dict[str, Any]]:
+    versions = await anyio.to_thread.run_sync(scoring.registry.versions, scheme)
+    version = scoring.registry.in_force(versions, today)
     if version is None:
         return []
     spec = version.spec
@@ -231,10 +223,7 @@ async def _my_scores(
     )
     if spec.period == "shift":
         first = today
-    run = await compute_scores(
-        reader, settings, registry, externals, me, scheme, first, today, None, closes,
-        raw_ids=True, roles=roles,
-    )  # fmt: skip
+    run = await scoring.run(me, scheme, first, today, raw_ids=True)
     mine = [s for s in run.scores if s.worker == me.worker]
     if not mine:
         return []
