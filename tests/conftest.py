@@ -34,6 +34,7 @@ from takt_cli.localservices import (
     postgres as make_postgres,
 )
 from tests.browser import browser  # noqa: F401 (a fixture for page tests)
+from tests.hrapi import hr  # noqa: F401 (device tests end at the HR API)
 
 S = TypeVar("S", bound=LocalService)
 

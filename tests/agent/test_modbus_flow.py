@@ -33,6 +33,7 @@ from tests.agent.helpers import (
     make_script,
 )
 from tests.agent.modbus_device import ModbusDevice, Unit
+from tests.hrapi import HrApi
 
 CODES = {"E07": 7, "E12": 12}
 BADGES = {"": 0, "B1": 1, "B2": 2, "B3": 3, "B4": 4}
@@ -122,7 +123,7 @@ async def drive(device: ModbusDevice, units: dict[str, tuple[int, str]], steps: 
     ],
 )
 async def test_modbus_counters_add_up_and_bad_units_are_counted(
-    mosquitto: Mosquitto, tmp_path: Path, transport: str
+    mosquitto: Mosquitto, tmp_path: Path, transport: str, hr: HrApi
 ) -> None:
     units = {"M1": (1, "big"), "M2": (2, "little")}
     steps, ledger = make_script(list(units), 150, seed=9, start_cnt=2**32 - 10, bits=32)
@@ -202,6 +203,7 @@ async def test_modbus_counters_add_up_and_bad_units_are_counted(
         assert_matches(
             Ledger(good=got.good, defects=got.defects), Ledger(good=want.good, defects=want.defects)
         )
+        await hr.check(sub, want)  # and through the HR API
         m = agent.metrics
         for sid in units:
             counts = [s.cnt for s in steps if s.station == sid]

@@ -43,6 +43,7 @@ from tests.agent.helpers import (
     make_script,
     matches,
 )
+from tests.hrapi import HrApi
 
 logging.getLogger("asyncua").setLevel(logging.ERROR)
 
@@ -205,7 +206,7 @@ class CutProxy:
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("history", ["auto", "off"])
 async def test_quirky_plc_adds_up_through_an_outage(
-    mosquitto: Mosquitto, tmp_path: Path, history: str
+    mosquitto: Mosquitto, tmp_path: Path, history: str, hr: HrApi
 ) -> None:
     steps, ledger = make_script(["Q1", "Q2"], 300, seed=4)
     plc = QuirkPlc(free_port(), ["Q1", "Q2", "Q3", "Q4"])
@@ -272,6 +273,7 @@ async def test_quirky_plc_adds_up_through_an_outage(
         assert not {"Q1", "Q2"} & set(gaps), "history covered the cut: nothing unobserved"
         assert sum(ledger.defects.values()) > 5
         assert_matches(got, ledger, slack_s=0.01)
+        await hr.check(sub, ledger)  # and through the HR API
         assert m.station_errors.labels("Q3", "namespace")._value.get() >= 1
         assert m.bad_fields.labels("Q4")._value.get() >= 1
         assert m.uncoded_defects.labels("Q1")._value.get() == 0

@@ -30,6 +30,7 @@ from tests.agent.helpers import (
     make_script,
 )
 from tests.agent.test_serial_flow import PtyDevice
+from tests.hrapi import HrApi
 
 PROFILES = Path(__file__).resolve().parent / "profiles"
 STATES = {0: "IDLE", 1: "RUN", 2: "ERR", 3: "STARVE", 4: "MAINT", 5: "BLOCK"}
@@ -179,7 +180,7 @@ async def feed(device: PtyDevice, chunks: list[bytes]) -> None:
 @pytest.mark.integration
 @pytest.mark.timeout(180)
 async def test_three_record_styles_add_up_and_bad_records_are_counted(
-    mosquitto: Mosquitto, tmp_path: Path
+    mosquitto: Mosquitto, tmp_path: Path, hr: HrApi
 ) -> None:
     ids = list(DEVICES)
     steps, ledger = make_script(ids, 400, seed=21, start_cnt=65520)
@@ -217,6 +218,7 @@ async def test_three_record_styles_add_up_and_bad_records_are_counted(
         got = await asyncio.to_thread(sub.wait_for, ledger, 40.0, 0.01)
         assert sum(ledger.good.values()) > 100 and sum(ledger.defects.values()) > 10
         assert_matches(got, ledger, slack_s=0.01)
+        await hr.check(sub, ledger)  # and through the HR API
         m = agent.metrics
         for sid in ids:
             for reason in ("unknown_type", "field_count", "checksum", "no_match"):

@@ -7,7 +7,7 @@ inside one publishing interval). The devices are written from their own point
 of view (their own record writer and checksum, their own payloads, an asyncua
 server, a hand-written Modbus TCP device) and configured by profile alone. The
 agent's events, per worker, must equal each device's ledger exactly: units and
-defects by code.
+defects by code; and so must the HR API's figures once those events are stored.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from tests.agent.helpers import T0, EventSubscriber, Ledger, assert_matches, gat
 from tests.agent.modbus_device import ModbusDevice, Unit
 from tests.agent.test_serial_flow import PtyDevice
 from tests.devices.pulse_script import Ev, ledger_of, pulse_script
+from tests.hrapi import HrApi
 
 logging.getLogger("asyncua").setLevel(logging.ERROR)
 
@@ -63,11 +64,13 @@ async def running_agent(path: Path) -> AsyncIterator[Agent]:
         await asyncio.wait_for(task, 30)
 
 
-async def expect(sub: EventSubscriber, want: Ledger) -> None:
+async def expect(sub: EventSubscriber, want: Ledger, hr: HrApi) -> None:
+    """The agent's events, then the HR API's figures after storing them, equal the ledger."""
     want = Ledger(good=want.good, defects=want.defects)
     assert sum(want.defects.values()) > 20 and sum(want.good.values()) > 20
     got = await asyncio.to_thread(sub.wait_for, want, 30.0, 10**9)
     assert_matches(Ledger(good=got.good, defects=got.defects), want)
+    await hr.check(sub, want)
 
 
 # -- serial: a per-part box, line records `T;TS;F*` + '#' + sum mod 256 -----------
@@ -122,7 +125,7 @@ SERIAL_PROFILE = {
 }
 
 
-async def test_serial_per_part_records(mosquitto: Mosquitto, tmp_path: Path) -> None:
+async def test_serial_per_part_records(mosquitto: Mosquitto, tmp_path: Path, hr: HrApi) -> None:
     script = pulse_script(120, seed=21)
     device = PtyDevice(tmp_path / "serial-P1")
     path = gateway_config(
@@ -146,7 +149,7 @@ async def test_serial_per_part_records(mosquitto: Mosquitto, tmp_path: Path) -> 
             for second in script:
                 device.write(b"".join(r for ev in second for r in box_record(ev)))  # a burst
                 await asyncio.sleep(0.01)
-            await expect(sub, ledger_of(script))
+            await expect(sub, ledger_of(script), hr)
     finally:
         sub.close()
         device.unplug()
@@ -180,7 +183,7 @@ def hmi_message(ev: Ev) -> dict[str, Any]:
     return msg
 
 
-async def test_mqtt_defect_messages(mosquitto: Mosquitto, tmp_path: Path) -> None:
+async def test_mqtt_defect_messages(mosquitto: Mosquitto, tmp_path: Path, hr: HrApi) -> None:
     script = pulse_script(150, seed=22)
     path = gateway_config(
         tmp_path,
@@ -211,7 +214,7 @@ async def test_mqtt_defect_messages(mosquitto: Mosquitto, tmp_path: Path) -> Non
                     info = hmi.publish("hmi/LP/H1/events", payload, qos=1)
             assert info is not None
             await asyncio.to_thread(info.wait_for_publish, 10)
-            await expect(sub, ledger_of(script))
+            await expect(sub, ledger_of(script), hr)
     finally:
         hmi.disconnect()
         hmi.loop_stop()
@@ -308,7 +311,7 @@ COUNTED_PROFILE = OPCUA_PROFILE | {
 
 @pytest.mark.parametrize("counted", [None, "code_first", "count_first"])
 async def test_opcua_reject_code_writes(
-    mosquitto: Mosquitto, tmp_path: Path, counted: str | None
+    mosquitto: Mosquitto, tmp_path: Path, counted: str | None, hr: HrApi
 ) -> None:
     """One write per part, or the code and the count written apart (joined per station)."""
     script = pulse_script(120, seed=23)
@@ -340,7 +343,7 @@ async def test_opcua_reject_code_writes(
                 for ev in second:
                     await plc.play(ev)
                 await asyncio.sleep(0.005)
-            await expect(sub, ledger_of(script))
+            await expect(sub, ledger_of(script), hr)
     finally:
         sub.close()
         await plc.server.stop()
@@ -371,7 +374,7 @@ NUMERIC = {"E07": 7, "E12": 12, "E31": 31}
 REQUESTS = len(MODBUS_PROFILE["modbus"]["registers"])  # type: ignore[index]
 
 
-async def test_modbus_reject_coil_edges(mosquitto: Mosquitto, tmp_path: Path) -> None:
+async def test_modbus_reject_coil_edges(mosquitto: Mosquitto, tmp_path: Path, hr: HrApi) -> None:
     script = pulse_script(60, seed=24)
     device = ModbusDevice({1: Unit()})
     unit = device.units[1]
@@ -427,7 +430,7 @@ async def test_modbus_reject_coil_edges(mosquitto: Mosquitto, tmp_path: Path) ->
             numeric = Ledger(good=want.good)
             for (worker, code), n in want.defects.items():
                 numeric.defects[(worker, str(NUMERIC[code]))] += n
-            await expect(sub, numeric)
+            await expect(sub, numeric, hr)
     finally:
         sub.close()
         server.close()
