@@ -25,11 +25,17 @@ from takt_wire.events import GapEvent, UnitEvent, WorkEvent
 
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
+    """Settings on a temp state dir; ``influx_url``/``influx_db`` go into the ``influx:``
+    section (the service's current names), so tests read like the old flat keys."""
+    influx = {"url": "http://127.0.0.1:9", "database": "kpi_unused"}
+    if "influx_url" in overrides:
+        influx["url"] = str(overrides.pop("influx_url"))
+    if "influx_db" in overrides:
+        influx["database"] = str(overrides.pop("influx_db"))
     values: dict[str, object] = {
         "environment": "development",
         "state_dir": tmp_path / "state",
-        "influx_url": "http://127.0.0.1:9",
-        "influx_db": "kpi_unused",
+        "influx": influx,
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
