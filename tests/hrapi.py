@@ -19,7 +19,7 @@ from takt_wire.events import UNATTRIBUTED, Event
 from tests.agent.helpers import EventSubscriber, Ledger, assert_matches
 from tests.kpi.conftest import Keys, auth, load_events, make_settings
 
-EVENT: TypeAdapter[AnyEvent] = TypeAdapter(Event)  # type: ignore[arg-type]
+EVENT: TypeAdapter[AnyEvent] = TypeAdapter(Event)  # type: ignore[arg-type, unused-ignore]
 
 
 def without(ledger: Ledger, worker: str) -> Ledger:
