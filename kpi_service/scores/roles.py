@@ -14,6 +14,7 @@ from datetime import date, datetime
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import insert, select
 
+from kpi_service.api.queries import FIRST_DAY, LAST_DAY
 from kpi_service.scores.model import Name
 from kpi_service.store.db import Database, as_utc, utcnow
 from kpi_service.store.tables import worker_roles as t
@@ -22,7 +23,9 @@ from kpi_service.store.tables import worker_roles as t
 class RoleIn(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     role: Name = Field(description="Role name, e.g. operator, setter, team_lead.")
-    effective_from: date = Field(description="First local day the role is in force.")
+    effective_from: date = Field(
+        ge=FIRST_DAY, le=LAST_DAY, description="First local day the role is in force."
+    )
     note: str = Field("", max_length=1000)
 
 
@@ -61,12 +64,20 @@ class RoleBook:
 
     def in_force(self, day: date) -> dict[str, str]:
         """worker -> role in force on ``day`` (workers without one are absent)."""
-        out: dict[str, str] = {}
-        for r in self.history():  # ordered by worker, effective day, then insertion
-            if r.effective_from <= day:
-                out[r.worker] = r.role
-        return out
+        return _in_force(self.history(), day)
 
-    def holders(self, roles: tuple[str, ...], day: date) -> frozenset[str]:
-        wanted = set(roles)
-        return frozenset(w for w, role in self.in_force(day).items() if role in wanted)
+    def holders(self, roles: tuple[str, ...], days: list[date]) -> dict[date, frozenset[str]]:
+        """Per day, the workers holding one of ``roles``: the table is read once for all."""
+        history, wanted = self.history(), set(roles)
+        return {
+            d: frozenset(w for w, role in _in_force(history, d).items() if role in wanted)
+            for d in days
+        }
+
+
+def _in_force(history: list[Role], day: date) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for r in history:  # ordered by worker, effective day, then insertion: the newest wins
+        if r.effective_from <= day:
+            out[r.worker] = r.role
+    return out

@@ -230,11 +230,9 @@ async def _score_segment(
         keys |= {(w, label) for (w, label, _) in ext}
     if applies.roles:
         assert roles is not None
-        holders = {
-            label: await anyio.to_thread.run_sync(roles.holders, applies.roles, d0)
-            for label, (d0, _) in days.items()
-        }
-        keys = {(w, label) for (w, label) in keys if w in holders[label]}
+        first_days = [d0 for d0, _ in days.values()]
+        holders = await anyio.to_thread.run_sync(roles.holders, applies.roles, first_days)
+        keys = {(w, label) for (w, label) in keys if w in holders[days[label][0]]}
     out: list[WorkerScore] = []
     for worker, label in sorted(keys):
         row = kpi_rows.get((worker, label), {})
