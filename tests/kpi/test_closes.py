@@ -155,6 +155,8 @@ def test_only_whole_ended_periods_can_be_closed(api: Caller) -> None:
     r = close(this_month)
     assert r.status_code == 409 and "has not ended" in r.text
     assert close("2026-02-01").status_code == 422  # no version in force yet
+    assert close("2999-01-01").status_code == 422  # far future: outside the calendar
+    assert close("1900-01-01").status_code == 422  # before the epoch
     missing = api.c.post(
         "/api/v1/schemes/nope/closes", json={"period_start": "2026-03-01"},
         headers=auth(api.hr_write),

@@ -69,6 +69,13 @@ def test_a_scheme_by_role_scores_the_role_holders_of_each_period(
         assert denied.status_code == 403
         r = client.post(f"/api/v1/workers/{worker}/roles", json=body, headers=auth(hr_write))
         assert r.status_code == 201, r.text
+    for day in ("1969-12-31", "2999-01-01"):  # pre-epoch and far-future days are refused
+        body = {"role": "operator", "effective_from": day}
+        r = client.post("/api/v1/workers/W09/roles", json=body, headers=auth(hr_write))
+        assert r.status_code == 422, (day, r.text)
+    r = client.post("/api/v1/workers/W09/roles", json={"effective_from": "2026-03-01"},
+                    headers=auth(hr_write))  # fmt: skip
+    assert r.status_code == 422  # a body without its key
     history = client.get("/api/v1/workers/W03/roles", headers=auth(keys.hr)).json()
     assert [(h["role"], h["effective_from"]) for h in history] == [
         ("operator", "2026-03-01"),

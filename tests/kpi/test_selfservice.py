@@ -131,6 +131,11 @@ def test_a_self_key_reads_its_own_figures_and_nothing_else(
             b["share"] for b in score["band_shares"]
         ) == pytest.approx(1, abs=0.01)
 
+        # Far-future and pre-epoch "as of" times are refused, not sent to InfluxDB.
+        for hostile in ("2999-01-01T00:00:00Z", "1900-01-01T00:00:00Z", "0001-01-01T00:00:00Z"):
+            r = client.get("/api/v1/me/summary", params={"at": hostile}, headers=auth(key))
+            assert r.status_code == 422, (hostile, r.status_code, r.text)
+
         # Every other route refuses the worker's key, including the worker's own HR views.
         refused = []
         for path, ops in client.app.openapi()["paths"].items():  # type: ignore[attr-defined]

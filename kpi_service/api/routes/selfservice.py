@@ -24,7 +24,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from kpi_service.api.deps import Principal, audited
-from kpi_service.api.queries import compute_rows
+from kpi_service.api.queries import FIRST_DAY, LAST_DAY, compute_rows, invalid
 from kpi_service.api.routes.targets import TargetsDep
 from kpi_service.api.routes.workers import WorkerPath
 from kpi_service.api.stores import Scoring, ScoringDep
@@ -170,6 +170,8 @@ async def my_summary(
         now = now.replace(tzinfo=UTC)
     tz = ZoneInfo(settings.timezone)
     today = now.astimezone(tz).date()
+    if not FIRST_DAY <= today <= LAST_DAY:
+        raise invalid("at", f"as of a day within {FIRST_DAY}..{LAST_DAY}", at)
     month = today.replace(day=1)
     try:
         body: dict[str, Any] = {
