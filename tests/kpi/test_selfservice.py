@@ -125,6 +125,12 @@ def test_a_self_key_reads_its_own_figures_and_nothing_else(
         by_hr = client.post(issue, json={}, headers=auth(hr_write)).json()
         body = client.get("/api/v1/me/summary", params={"at": AT}, headers=auth(by_hr["key"]))
         [score] = body.json()["scores"]
+        from kpi_service.api.routes import selfservice
+
+        cached = dict(selfservice._runs)
+        again = client.get("/api/v1/me/summary", params={"at": AT}, headers=auth(by_hr["key"]))
+        assert again.json()["scores"] == [score]
+        assert selfservice._runs == cached  # the scheme's run is shared, not recomputed
         want = expected_score(truth(ledger)[(worker, "2026-03")], worker, "2026-03")
         assert want is not None and (score["score"], score["band"]) == want
         assert score["band_shares"] is None or sum(

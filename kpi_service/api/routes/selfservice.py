@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, date, datetime, time, timedelta
+from time import monotonic
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -34,6 +35,7 @@ from kpi_service.influx import InfluxError, InfluxReader
 from kpi_service.kpi.calendar import Bucket, local_instant
 from kpi_service.kpi.repository import Filters, fetch
 from kpi_service.scores.progress import contains, progress
+from kpi_service.scores.service import ScoreRun
 
 router = APIRouter(tags=["self-service"])
 
@@ -206,6 +208,29 @@ async def my_summary(
     return body
 
 
+SHARED_RUN_S = 60.0
+"""How long one scheme's run over all workers serves every worker page: each page polls,
+and a line's worth of phones must not each score the whole scheme every minute."""
+_runs: dict[tuple[int, str, date, date, frozenset[str] | None], tuple[float, ScoreRun]] = {}
+
+
+async def _shared_run(
+    scoring: Scoring, me: Principal, scheme: str, first: date, today: date
+) -> ScoreRun:
+    """The scheme's scores for every worker (for the anonymous band shares), computed at most
+    once per ``SHARED_RUN_S`` per scheme, period and line scope."""
+    key = (id(scoring.registry), scheme, first, today, me.lines)
+    now = monotonic()
+    found = _runs.get(key)
+    if found is not None and now - found[0] < SHARED_RUN_S:
+        return found[1]
+    run = await scoring.run(me, scheme, first, today, raw_ids=True)
+    for k in [k for k, (t, _) in _runs.items() if now - t >= SHARED_RUN_S]:
+        del _runs[k]
+    _runs[key] = (now, run)
+    return run
+
+
 async def _my_scores(
     scoring: Scoring, me: Principal, scheme: str, today: date
 ) -> list[dict[str, Any]]:
@@ -225,7 +250,7 @@ async def _my_scores(
     )
     if spec.period == "shift":
         first = today
-    run = await scoring.run(me, scheme, first, today, raw_ids=True)
+    run = await _shared_run(scoring, me, scheme, first, today)
     mine = [s for s in run.scores if s.worker == me.worker]
     if not mine:
         return []

@@ -150,5 +150,5 @@ document.addEventListener("DOMContentLoaded", () => {
     load();
   });
   applyLanguage();
-  if (key) { load(); setInterval(() => key && load(), 60000); } else show(false);
+  if (key) { load(); setInterval(() => key && load(), 120000); } else show(false);
 });
