@@ -20,6 +20,8 @@ from kpi_service.core.apikeys import KeyStore, Principal, Refused
 from kpi_service.core.audit import AuditLog
 from kpi_service.core.config import Settings, load_settings
 from kpi_service.influx import InfluxReader
+from kpi_service.kpi import adjusted
+from kpi_service.scores.cases import CaseBook
 from kpi_service.scores.closing import PeriodBook
 from kpi_service.scores.external import ExternalStore
 from kpi_service.scores.registry import SchemeRegistry
@@ -36,6 +38,7 @@ async def _influx_hook(app: FastAPI) -> AsyncIterator[None]:
     settings = app.state.settings
     reader = InfluxReader(settings.influx, use_rollups=lambda: settings.use_rollups)
     app.state.influx = reader
+    adjusted.bind(reader, app.state.cases)  # approved cases change every figure read
     try:
         yield
     finally:
@@ -88,6 +91,8 @@ def create_app(
     app.state.targets = TargetStore(app.state.store)
     # Usable without the lifespan too (e.g. API fuzzers driving the ASGI app directly).
     app.state.influx = InfluxReader(settings.influx, use_rollups=lambda: settings.use_rollups)
+    app.state.cases = CaseBook(app.state.store)
+    adjusted.bind(app.state.influx, app.state.cases)
 
     @app.get("/healthz", tags=["health"], summary="Liveness (no credentials needed)")
     async def healthz() -> dict[str, str]:

@@ -8,6 +8,7 @@ from kpi_service.api.routes import (
     alerts,
     audit,
     calendar,
+    cases,
     closes,
     distribution,
     external,
@@ -43,3 +44,4 @@ api_router.include_router(closes.router)
 api_router.include_router(external.router)
 api_router.include_router(targets.router)
 api_router.include_router(roles.router)
+api_router.include_router(cases.router)

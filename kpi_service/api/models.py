@@ -77,6 +77,11 @@ class KpiRowBase(BaseModel):
     )
     serials: int = Field(description="Distinct unit serials seen (0 when not requested/tracked).")
     serials_passed: int = Field(0, description="Serials whose first unit event was good.")
+    cases: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Approved cases that changed this row: id, kind, effect, span and the "
+        "change (excused seconds, units moved in (+) or out (-)); see /api/v1/cases.",
+    )
 
 
 def _metric_field(m: Metric) -> Any:

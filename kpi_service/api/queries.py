@@ -19,9 +19,10 @@ from kpi_service.core.apikeys import Principal
 from kpi_service.core.config import Settings
 from kpi_service.core.pseudonym import Pseudonymiser
 from kpi_service.influx import InfluxError, InfluxReader
+from kpi_service.kpi.adjusted import annotated, fetch
 from kpi_service.kpi.calendar import Bucket, Group, buckets
 from kpi_service.kpi.compute import ENTITY_KEYS, Entity, compute_kpis
-from kpi_service.kpi.repository import Filters, KpiData, fetch, known_workers
+from kpi_service.kpi.repository import Filters, KpiData, known_workers
 
 MAX_DAYS = 366
 FIRST_DAY = date(1970, 1, 2)
@@ -104,10 +105,11 @@ def compute_rows(
             "(narrow the filters, choose a coarser group or a shorter period)",
             group,
         )
-    return compute_kpis(
+    rows = compute_kpis(
         data.units, data.work, data.down, bucket_list, group, entity, settings.standards,
         data.serials,
     )  # fmt: skip
+    return annotated(data, rows, bucket_list, group, entity)  # the cases that changed a row
 
 
 @dataclass

@@ -187,4 +187,17 @@ def kpi_columns(rows: list[dict[str, Any]]) -> list[Column]:
             Column(f"down h {reason}", "hours", f"Excused down hours with reason {reason}.",
                    lambda r, c=reason: (r.get("down_by_reason") or {}).get(c, 0.0) / 3600.0)
         )  # fmt: skip
+    cols.append(
+        Column("cases", "text", "Approved cases that changed the row: id, kind, span, change "
+               "(see /api/v1/cases).", lambda r: cases_text(r.get("cases")))
+    )  # fmt: skip
     return cols
+
+
+def cases_text(cases: list[dict[str, Any]] | None) -> str:
+    """``#id kind start..end change`` per case, ``; ``-separated (empty: none)."""
+    return "; ".join(
+        f"#{c['case']} {c['kind']} {c['start']}..{c['end']} "
+        + " ".join(f"{k}={v}" for k, v in sorted(c.get("change", {}).items()))
+        for c in cases or []
+    )

@@ -126,9 +126,18 @@ def deltas(closed: list[WorkerScore], live: list[WorkerScore]) -> list[dict[str,
             ),
         }
         changed = {k: {"closed": x, "live": y} for k, (x, y) in fields.items() if x != y}
-        if changed:
-            out.append({"worker": worker, "changes": changed})
+        cases = sorted(_case_ids(b) - _case_ids(a))
+        if changed or cases:
+            entry: dict[str, Any] = {"worker": worker, "changes": changed}
+            if cases:
+                entry["cases"] = cases  # approved after the close: why the figures moved
+            out.append(entry)
     return out
+
+
+def _case_ids(s: WorkerScore | None) -> set[int]:
+    """Ids of the approved cases that changed a score's measured inputs."""
+    return {int(c["case"]) for c in (s.measured.get("cases") or [])} if s else set()
 
 
 class PeriodBook:

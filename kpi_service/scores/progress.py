@@ -18,10 +18,11 @@ import anyio.to_thread
 from kpi_service.api.queries import compute_rows
 from kpi_service.core.config import Settings
 from kpi_service.influx import InfluxReader
+from kpi_service.kpi.adjusted import fetch  # approved cases applied
 from kpi_service.kpi.calendar import Bucket, local_instant
 from kpi_service.kpi.compute import Entity
 from kpi_service.kpi.metrics import METRICS
-from kpi_service.kpi.repository import Filters, fetch
+from kpi_service.kpi.repository import Filters
 from kpi_service.scores.scoring import measured_value
 from kpi_service.scores.targets import Target
 

@@ -22,8 +22,9 @@ from kpi_service.api.queries import compute_rows, period_buckets, pseudonymiser
 from kpi_service.core.apikeys import Principal
 from kpi_service.core.config import Settings
 from kpi_service.influx import InfluxError, InfluxReader
+from kpi_service.kpi.adjusted import fetch  # approved cases applied
 from kpi_service.kpi.calendar import UNSCHEDULED, Bucket, Group
-from kpi_service.kpi.repository import Filters, fetch
+from kpi_service.kpi.repository import Filters
 from kpi_service.scores.external import ExternalStore, StoredValue
 from kpi_service.scores.model import MEASURED, MetricDef, SchemeVersion
 from kpi_service.scores.registry import SchemeRegistry
@@ -265,7 +266,18 @@ async def _score_segment(
                 result=score(spec, values, hours, units, provenance),
                 effective_hours=hours,
                 units=units,
-                measured={k: row.get(k) for k in EVIDENCE_FIELDS} if row else {},
+                measured=_measured(row),
             )
         )
+    return out
+
+
+def _measured(row: dict[str, Any]) -> dict[str, Any]:
+    """The KPI inputs a score shows (and a close freezes); ``cases`` only when an approved
+    case changed them, so snapshots of periods without cases keep their exact form."""
+    if not row:
+        return {}
+    out = {k: row.get(k) for k in EVIDENCE_FIELDS}
+    if row.get("cases"):
+        out["cases"] = row["cases"]
     return out

@@ -143,3 +143,27 @@ worker_roles = Table(
     Column("set_by", String(128), nullable=False),
     Index("worker_roles_worker", "worker", "effective_from"),
 )
+
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("effect", String(16), nullable=False, comment="excuse | reattribute"),
+    Column("worker", String(64), nullable=False, comment="Whose figures the case is about"),
+    Column("to_worker", String(64), nullable=True, comment="reattribute: the right worker"),
+    Column("line", String(64), nullable=False),
+    Column("station", String(64), nullable=False),
+    Column("span_start", DateTime(timezone=True), nullable=False),
+    Column("span_end", DateTime(timezone=True), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("evidence", Text, nullable=False),
+    Column("status", String(16), nullable=False, comment="open | approved | rejected"),
+    Column("filed_at", DateTime(timezone=True), nullable=False),
+    Column("filed_by", String(128), nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("decided_by", String(128), nullable=True),
+    Column("decision_reason", Text, nullable=True),
+    Index("cases_status_span", "status", "span_start"),
+    Index("cases_worker", "worker"),
+)

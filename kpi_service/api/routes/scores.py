@@ -33,7 +33,7 @@ from kpi_service.api.score_models import (
     ScorePage,
 )
 from kpi_service.api.stores import ScoringDep
-from kpi_service.api.xlsx import Chart, Column, Kind, write_book
+from kpi_service.api.xlsx import Chart, Column, Kind, cases_text, write_book
 from kpi_service.scores.service import ScoreRun, WorkerScore
 
 router = APIRouter(tags=["scores"], responses={404: {"description": "No such scheme."}})
@@ -120,7 +120,7 @@ def _columns(run: ScoreRun) -> list[str]:
             if m.name not in names:
                 names.append(m.name)
     base = ["worker", "period", "start", "end", "scheme", "version", "status", "score", "band",
-            "effective_hours", "units", "reasons", "closed"]  # fmt: skip
+            "effective_hours", "units", "reasons", "closed", "cases"]  # fmt: skip
     return base + [f"{n}_{part}" for n in names for part in ("value", "points", "contribution")]
 
 
@@ -132,6 +132,7 @@ def _flat(s: WorkerScore) -> dict[str, Any]:
         "status": out.status, "score": out.score, "band": out.band,
         "effective_hours": out.effective_hours, "units": out.units,
         "reasons": "; ".join(out.reasons), "closed": out.closed or "",
+        "cases": cases_text(s.measured.get("cases")),
     }  # fmt: skip
     for m in out.metrics:
         row[f"{m.name}_value"] = m.value
@@ -158,6 +159,7 @@ def _definitions(run: ScoreRun) -> dict[str, str]:
         "band": "Score band.", "effective_hours": "Effective hours in the period.",
         "units": "Units in the period.", "reasons": "Why the data is insufficient.",
         "closed": "Content hash of the period close (empty while open).",
+        "cases": "Approved cases that changed the measured figures: id, kind, span, change.",
     }  # fmt: skip
     for v in run.versions.values():
         bands = ", ".join(f"{b.name} >= {b.min_score:g}" for b in v.spec.bands)

@@ -32,8 +32,9 @@ from kpi_service.api.stores import Scoring, ScoringDep
 from kpi_service.core.apikeys import KeyStore
 from kpi_service.core.config import Settings
 from kpi_service.influx import InfluxError, InfluxReader
+from kpi_service.kpi.adjusted import fetch  # approved cases applied
 from kpi_service.kpi.calendar import Bucket, local_instant
-from kpi_service.kpi.repository import Filters, fetch
+from kpi_service.kpi.repository import Filters
 from kpi_service.scores.progress import contains, progress
 from kpi_service.scores.service import ScoreRun
 
