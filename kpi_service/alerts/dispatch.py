@@ -40,6 +40,9 @@ def route(rules: RuleSet, transition: Transition) -> tuple[str, ...]:
         return ()
     if transition.kind == "escalated":
         return rule.escalation_channels or rule.channels
+    if rule.notify_worker and transition.alert.worker:
+        # The worker concerned hears of it too (escalations stay with supervisors).
+        return (*rule.channels, *(c for c in rule.worker_channels if c not in rule.channels))
     return rule.channels
 
 

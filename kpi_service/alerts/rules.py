@@ -106,6 +106,16 @@ class Rule(BaseModel):
     )
     channels: tuple[str, ...] = ()
     escalation_channels: tuple[str, ...] = ()
+    notify_worker: bool = Field(
+        default=False,
+        description="Worker-scope rules: the worker concerned sees the alert on their own page "
+        "(GET /api/v1/me/alerts) and gets it on worker_channels too.",
+    )
+    worker_channels: tuple[str, ...] = Field(
+        default=(),
+        description="With notify_worker: extra channels that reach the worker (e.g. the "
+        "station display's MQTT topic), never a supervisors' group.",
+    )
     enabled: bool = True
 
     @property
@@ -140,6 +150,11 @@ class Rule(BaseModel):
             raise ValueError(f"{self.metric} needs a window in minutes")
         if self.metric in ("no_output",) and self.scope == "line":
             raise ValueError("no_output is watched per station or worker")
+        if self.notify_worker and self.scope != "worker":
+            raise ValueError("notify_worker needs scope worker (a station or line alert "
+                             "concerns no one worker)")  # fmt: skip
+        if self.worker_channels and not self.notify_worker:
+            raise ValueError("worker_channels need notify_worker: true")
         if self.metric == "down_time" and self.scope == "worker":
             raise ValueError("down_time is a machine figure: scope station or line")
         # Without a context (a rule set sent to the API) the service checks this itself.
@@ -196,7 +211,7 @@ class RuleSet(BaseModel):
         if dupes:
             raise ValueError(f"rule ids must be unique: {dupes}")
         for index, rule in enumerate(self.rules):
-            for name in (*rule.channels, *rule.escalation_channels):
+            for name in (*rule.channels, *rule.escalation_channels, *rule.worker_channels):
                 if name not in self.channels:
                     raise ValueError(f"rules.{index} ({rule.id}): unknown channel {name!r}")
         return self

@@ -115,6 +115,8 @@ class AlertStore:
         lines: frozenset[str] | None = None,
         limit: int = 100,
         offset: int = 0,
+        rules: frozenset[str] | None = None,
+        worker: str | None = None,
     ) -> list[Alert]:
         """Newest first; ``status='open'`` means active or acknowledged."""
         where: list[str] = []
@@ -127,6 +129,12 @@ class AlertStore:
         if lines is not None:
             where.append(f"line IN ({','.join('?' * len(lines))})" if lines else "0")
             params.extend(sorted(lines))
+        if rules is not None:
+            where.append(f"rule_id IN ({','.join('?' * len(rules))})" if rules else "0")
+            params.extend(sorted(rules))
+        if worker is not None:  # the worker is in the body only (the worker's own page)
+            where.append("json_extract(body, '$.worker') = ?")
+            params.append(worker)
         sql = "SELECT body FROM alerts"
         if where:
             sql += " WHERE " + " AND ".join(where)

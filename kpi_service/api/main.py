@@ -14,6 +14,7 @@ from kpi_service.api.routes import (
     external,
     kpis,
     me,
+    me_alerts,
     roles,
     schemes,
     scores,
@@ -32,6 +33,7 @@ api_router = APIRouter(
 )
 api_router.include_router(me.router)
 api_router.include_router(selfservice.router)
+api_router.include_router(me_alerts.router)
 api_router.include_router(kpis.router)
 api_router.include_router(workers.router)
 api_router.include_router(distribution.router)

@@ -14,7 +14,8 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, sta
 from pydantic import BaseModel
 
 from kpi_service.api.deps import AuditDep, InfluxDep, Principal, SettingsDep, audited
-from kpi_service.api.queries import invalid, pseudonymiser, resolve_workers
+from kpi_service.api.models import NameList
+from kpi_service.api.queries import invalid, pseudonymiser, resolve_workers, scoped_lines
 from kpi_service.core.audit import AuditLog
 from kpi_service.core.config import Settings
 from kpi_service.influx import InfluxError, InfluxReader, quote_str
@@ -162,13 +163,10 @@ async def list_cases(
     case_status: Annotated[
         Literal["open", "approved", "rejected"] | None, Query(alias="status")
     ] = None,
+    line: NameList = None,
 ) -> list[CaseOut]:
-    if principal.has("self"):
-        lines, worker = principal.lines, principal.worker
-    elif principal.has("hr:read"):
-        lines, worker = None, None
-    else:
-        lines, worker = principal.lines, None
+    worker = principal.worker if principal.has("self") else None
+    lines = scoped_lines(principal, line)  # 403 for a line the caller may not see
     found = await anyio.to_thread.run_sync(
         lambda: cases.query(lines=lines, worker=worker, status=case_status)
     )

@@ -12,7 +12,9 @@ const T = {
         progress: "目标进度", projected: "预计", on: "达标中", off: "未达标", down: "停机（分钟）",
         shares: "本线等级分布（匿名）", insufficient_data: "数据不足", noData: "暂无数据",
         asOf: "数据截至", badKey: "密钥无效或已撤销", excellent: "优秀", qualified: "合格",
-        to_improve: "待改进", closed: "已结算" },
+        to_improve: "待改进", closed: "已结算", alerts: "给我的提醒", warning: "警告",
+        critical: "严重", efficiency: "效率", no_output: "无产出", threshold: "阈值",
+        since: "自", cleared: "已解除" },
   en: { title: "My figures", key: "Personal key", connect: "Open", logout: "Log out",
         howto: "Scan the QR code from your supervisor, or enter your personal key.",
         today: "Today", month: "This month so far", units_good: "Good units",
@@ -22,12 +24,15 @@ const T = {
         down: "Down time (min)", shares: "Band shares on the line (anonymous)",
         insufficient_data: "Not enough data yet", noData: "No data yet", asOf: "As of",
         badKey: "Invalid or revoked key", excellent: "excellent", qualified: "qualified",
-        to_improve: "to improve", closed: "closed" },
+        to_improve: "to improve", closed: "closed", alerts: "Warnings for me",
+        warning: "warning", critical: "critical", efficiency: "efficiency",
+        no_output: "no output", threshold: "threshold", since: "since", cleared: "cleared" },
 };
 const asked = new URLSearchParams(location.search).get("lang");
 let lang = T[asked] ? asked : localStorage.getItem("takt-lang") || (navigator.language.startsWith("zh") ? "zh" : "en");
 let key = localStorage.getItem("takt-self-key") || "";
 let data = null;
+let alerts = [];
 const $ = (id) => document.getElementById(id);
 const t = (k) => (T[lang][k] ?? k);
 const num = (v, d = 1) => (v === null || v === undefined ? "–" : Number(v).toFixed(d));
@@ -52,8 +57,26 @@ function figures(id, title, f) {
     t("effective_hours"), el("b", { "data-k": "effective_hours" }, num(f.effective_hours))));
 }
 
+function renderAlerts() {
+  // Warnings of the alert rules that route to the worker concerned (notify_worker).
+  const box = $("alerts");
+  box.replaceChildren();
+  if (!alerts.length) return;
+  const card = el("article", { class: "card alerts" }, el("h2", {}, t("alerts")));
+  const zone = data ? data.timezone : undefined;
+  for (const a of alerts) {
+    const when = new Date(a.raised_event_ts * 1000).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", { timeZone: zone });
+    card.append(el("p", { class: `alert ${a.severity}`, "data-alert": a.id },
+      el("b", {}, `${t(a.severity)} · ${t(a.metric)}`), " ",
+      `${num(a.value)}${a.unit} (${t("threshold")} ${a.threshold}${a.unit}) · ${a.station || a.line} · ${t("since")} ${when}`,
+      a.status === "cleared" ? ` · ${t("cleared")}` : ""));
+  }
+  box.append(card);
+}
+
 function render() {
   if (!data) return;
+  renderAlerts();
   $("who").textContent = data.worker;
   $("asof").textContent = `${t("asOf")} ${new Date(data.as_of).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", { timeZone: data.timezone })}`;
   figures("today", "today", data.today);
@@ -129,6 +152,8 @@ async function load() {
   if (response.status === 401 || response.status === 403) { logout(t("badKey")); return; }
   if (!response.ok) { $("asof").textContent = `HTTP ${response.status}`; return; }
   data = await response.json();
+  const mine = await fetch(new URL("me/alerts", API), { headers: { Authorization: `Bearer ${key}` } });
+  alerts = mine.ok ? (await mine.json()).alerts : [];
   show(true);
   render();
   document.body.dataset.loaded = "1";
