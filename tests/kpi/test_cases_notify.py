@@ -15,15 +15,21 @@ from pathlib import Path
 
 import httpx
 import pytest
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
 
 from kpi_service.alerts.dispatch import route
 from kpi_service.alerts.model import Alert, Transition
 from kpi_service.alerts.rules import RulesError, parse_rules
 from kpi_service.core.apikeys import KeyStore
+from kpi_service.testing import setup_statements
 from takt_cli.localservices import Influxd, Mosquitto
 from tests.alerts.factory import Line
 from tests.alerts.harness import Bus, make_app, now_aligned, serve, service, until
 from tests.alerts.receivers import HttpReceiver, receiver_fixture
+from tests.browser import ARTIFACTS
 
 RULES = """
 channels:
@@ -58,17 +64,22 @@ def receiver() -> Iterator[HttpReceiver]:
 
 @pytest.mark.integration
 async def test_a_rule_routes_the_warning_to_the_worker_concerned_too(
-    tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd, receiver: HttpReceiver
+    tmp_path: Path,
+    mosquitto: Mosquitto,
+    influxd: Influxd,
+    receiver: HttpReceiver,
+    browser: webdriver.Chrome,
 ) -> None:
     (tmp_path / "rules.yaml").write_text(RULES.format(hook=receiver.url))
-    app, keys = make_app(
-        tmp_path, mosquitto.port, receiver.url, influxd.url, "notify_worker", max_future_s=3600
-    )
+    db = "notify_worker"  # an empty database: the worker page reads it too
+    for statement in setup_statements(db):
+        influxd.query(statement)
+    app, keys = make_app(tmp_path, mosquitto.port, receiver.url, influxd.url, db, max_future_s=3600)
     assert keys is not None
     settings = app.state.settings
     store = KeyStore(settings.keys_db, settings.secret_key.get_secret_value())
-    w2 = {"Authorization": "Bearer " + store.create("self-w2", frozenset({"self"}), None,
-                                                    worker="W2")}  # fmt: skip
+    w2_key = store.create("self-w2", frozenset({"self"}), None, worker="W2")
+    w2 = {"Authorization": f"Bearer {w2_key}"}
     w1 = {"Authorization": "Bearer " + store.create("self-w1", frozenset({"self"}), None,
                                                     worker="W1")}  # fmt: skip
     bus = Bus(mosquitto.port)
@@ -105,6 +116,21 @@ async def test_a_rule_routes_the_warning_to_the_worker_concerned_too(
         assert (await http.get("/api/v1/alerts", headers=w2)).status_code == 403
         sup = {"Authorization": f"Bearer {keys.sup_l1}"}
         assert (await http.get("/api/v1/me/alerts", headers=sup)).status_code == 403
+
+        def visit(language: str, width: int, height: int) -> str:
+            """The worker page shows the warning in its box (screenshot for the docs)."""
+            browser.set_window_size(width, height)
+            browser.get(f"{base}/api/v1/board/me.html?lang={language}#key={w2_key}")
+            box = WebDriverWait(browser, 20).until(
+                ec.visibility_of_element_located((By.CSS_SELECTOR, "#alerts [data-alert]"))
+            )
+            ARTIFACTS.mkdir(exist_ok=True)
+            browser.save_screenshot(str(ARTIFACTS / f"me-alerts-{language}-{width}.png"))
+            return str(box.text)
+
+        text = await asyncio.to_thread(visit, "en", 390, 844)
+        assert text.startswith("warning · Defect rate") and "S2" in text
+        assert "警告 · 不良率" in await asyncio.to_thread(visit, "zh", 1280, 800)
     bus.close()
 
 
