@@ -145,7 +145,7 @@ def test_a_self_key_reads_its_own_figures_and_nothing_else(
         # Every other route refuses the worker's key, including the worker's own HR views.
         refused = []
         for path, ops in client.app.openapi()["paths"].items():  # type: ignore[attr-defined]
-            if not path.startswith("/api/v1") or path in ("/api/v1/me", "/api/v1/me/summary"):
+            if not path.startswith("/api/v1") or path in OWN_ROUTES:
                 continue
             url = path.replace("{worker_id}", worker).replace("{scheme}", "line-kpi")
             url = url.replace("{period_start}", "2026-03-01").replace("{alert_id}", "a1")
@@ -166,6 +166,12 @@ def test_a_self_key_reads_its_own_figures_and_nothing_else(
         assert gone["revoked"] == [issued["name"]]
         assert client.get("/api/v1/me/summary", headers=auth(key)).status_code == 401
         assert client.get("/api/v1/me", headers=auth(by_hr["key"])).status_code == 200
+
+
+OWN_ROUTES = ("/api/v1/me", "/api/v1/me/summary", "/api/v1/me/alerts", "/api/v1/cases",
+              "/api/v1/cases/{case_id}")  # fmt: skip
+"""Routes a worker's key may call: its own figures and warnings, and its own cases (filing
+and reading only; what it sees there is tested in test_cases.py)."""
 
 
 async def test_the_worker_page_on_a_phone_and_a_kiosk(
