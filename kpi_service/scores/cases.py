@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import and_, select, update
+from sqlalchemy import Row, and_, select, update
 from sqlalchemy import insert as sa_insert
 
 from kpi_service.api.queries import FIRST_DAY, LAST_DAY
@@ -112,16 +112,16 @@ class CaseConflict(TaktError, ValueError):
     """Deciding a decided case, or approving one that overlaps an approved one."""
 
 
-def _case(r: object) -> Case:
-    g = r.__getattribute__
+def _case(r: Row[Any]) -> Case:
+    m = r._mapping
     return Case(
-        id=int(g("id")), kind=g("kind"), effect=g("effect"), worker=g("worker"),
-        to_worker=g("to_worker"), line=g("line"), station=g("station"),
-        start=as_utc(g("span_start")) or EARLIEST, end=as_utc(g("span_end")) or EARLIEST,
-        text=g("text"), evidence=g("evidence"), status=g("status"),
-        filed_at=as_utc(g("filed_at")) or EARLIEST, filed_by=g("filed_by"),
-        decided_at=as_utc(g("decided_at")), decided_by=g("decided_by"),
-        decision_reason=g("decision_reason"),
+        id=int(m["id"]), kind=m["kind"], effect=m["effect"], worker=m["worker"],
+        to_worker=m["to_worker"], line=m["line"], station=m["station"],
+        start=as_utc(m["span_start"]) or EARLIEST, end=as_utc(m["span_end"]) or EARLIEST,
+        text=m["text"], evidence=m["evidence"], status=m["status"],
+        filed_at=as_utc(m["filed_at"]) or EARLIEST, filed_by=m["filed_by"],
+        decided_at=as_utc(m["decided_at"]), decided_by=m["decided_by"],
+        decision_reason=m["decision_reason"],
     )  # fmt: skip
 
 
