@@ -14,7 +14,12 @@ const T = {
         asOf: "数据截至", badKey: "密钥无效或已撤销", excellent: "优秀", qualified: "合格",
         to_improve: "待改进", closed: "已结算", alerts: "给我的提醒", warning: "警告",
         critical: "严重", efficiency: "效率", no_output: "无产出", threshold: "阈值",
-        since: "自", cleared: "已解除" },
+        since: "自", cleared: "已解除", cases: "我的申诉", newCase: "报告问题", kind: "类型",
+        line: "产线", station: "工位", from: "开始", to: "结束", toWorker: "实际操作人",
+        what: "发生了什么", evidence: "证据（可选：工单号、链接）", send: "提交",
+        equipment_not_signalled: "设备故障未上报", material_shortage: "缺料", training: "培训",
+        wrong_attribution: "计件记错人", other: "其他", open: "待处理", approved: "已批准",
+        rejected: "已驳回", noCases: "暂无申诉", sent: "已提交" },
   en: { title: "My figures", key: "Personal key", connect: "Open", logout: "Log out",
         howto: "Scan the QR code from your supervisor, or enter your personal key.",
         today: "Today", month: "This month so far", units_good: "Good units",
@@ -26,13 +31,23 @@ const T = {
         badKey: "Invalid or revoked key", excellent: "excellent", qualified: "qualified",
         to_improve: "to improve", closed: "closed", alerts: "Warnings for me",
         warning: "warning", critical: "critical", efficiency: "efficiency",
-        no_output: "no output", threshold: "threshold", since: "since", cleared: "cleared" },
+        no_output: "no output", threshold: "threshold", since: "since", cleared: "cleared",
+        cases: "My cases", newCase: "Report a problem", kind: "Kind", line: "Line",
+        station: "Station", from: "From", to: "To", toWorker: "Who really made the units",
+        what: "What happened", evidence: "Evidence (optional: ticket, link)", send: "Send",
+        equipment_not_signalled: "Equipment problem not signalled",
+        material_shortage: "Material shortage", training: "Training",
+        wrong_attribution: "Units counted on the wrong person", other: "Other",
+        open: "open", approved: "approved", rejected: "rejected", noCases: "No cases yet",
+        sent: "Sent" },
 };
 const asked = new URLSearchParams(location.search).get("lang");
 let lang = T[asked] ? asked : localStorage.getItem("takt-lang") || (navigator.language.startsWith("zh") ? "zh" : "en");
 let key = localStorage.getItem("takt-self-key") || "";
 let data = null;
 let alerts = [];
+let cases = [];
+let myLines = null;
 const $ = (id) => document.getElementById(id);
 const t = (k) => (T[lang][k] ?? k);
 const num = (v, d = 1) => (v === null || v === undefined ? "–" : Number(v).toFixed(d));
@@ -74,9 +89,57 @@ function renderAlerts() {
   box.append(card);
 }
 
+function renderCases() {
+  // The worker's own cases (filed by them or by a supervisor about them) and their decision.
+  const list = $("case-list");
+  list.replaceChildren();
+  if (!cases.length) { list.append(el("li", { class: "note" }, t("noCases"))); return; }
+  const fmt = (iso) => new Date(iso).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", { timeZone: data ? data.timezone : undefined });
+  for (const c of [...cases].reverse()) {
+    list.append(el("li", { class: `case ${c.status}`, "data-case": c.id },
+      el("b", {}, `#${c.id} ${t(c.kind)}`), ` · ${c.line}/${c.station} · ${fmt(c.start)} – ${fmt(c.end)} · `,
+      el("span", { class: `status ${c.status}` }, t(c.status)),
+      c.decision_reason ? ` · ${c.decision_reason}` : ""));
+  }
+}
+
+async function fileCase(event) {
+  event.preventDefault();
+  const value = (id) => $(id).value.trim();
+  const kind = value("case-kind");
+  const body = { kind, line: value("case-line"), station: value("case-station"),
+    start: new Date(value("case-start")).toISOString(), end: new Date(value("case-end")).toISOString(),
+    text: value("case-text"), evidence: value("case-evidence") };
+  if (kind === "wrong_attribution") body.to_worker = value("case-to");
+  const response = await fetch(new URL("cases", API), { method: "POST", body: JSON.stringify(body),
+    headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" } });
+  if (!response.ok) {
+    const detail = (await response.json().catch(() => ({}))).detail;
+    $("case-error").textContent = Array.isArray(detail) ? detail.map((d) => d.msg).join("; ") : String(detail ?? response.status);
+    return;
+  }
+  $("case-error").textContent = t("sent");
+  $("case-form").reset();
+  if (myLines && myLines.length === 1) $("case-line").value = myLines[0];
+  await loadCases();
+}
+
+function toggleTo() {
+  const on = $("case-kind").value === "wrong_attribution";
+  for (const id of ["case-to"]) { $(id).hidden = !on; $(id).required = on; }
+  document.querySelector('label[for="case-to"]').hidden = !on;
+}
+
+async function loadCases() {
+  const response = await fetch(new URL("cases", API), { headers: { Authorization: `Bearer ${key}` } });
+  cases = response.ok ? await response.json() : [];
+  renderCases();
+}
+
 function render() {
   if (!data) return;
   renderAlerts();
+  renderCases();
   $("who").textContent = data.worker;
   $("asof").textContent = `${t("asOf")} ${new Date(data.as_of).toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", { timeZone: data.timezone })}`;
   figures("today", "today", data.today);
@@ -154,6 +217,10 @@ async function load() {
   data = await response.json();
   const mine = await fetch(new URL("me/alerts", API), { headers: { Authorization: `Bearer ${key}` } });
   alerts = mine.ok ? (await mine.json()).alerts : [];
+  const who = await fetch(new URL("me", API), { headers: { Authorization: `Bearer ${key}` } });
+  myLines = who.ok ? (await who.json()).lines : null;
+  if (myLines && myLines.length === 1 && !$("case-line").value) $("case-line").value = myLines[0];
+  await loadCases();
   show(true);
   render();
   document.body.dataset.loaded = "1";
@@ -168,6 +235,8 @@ document.addEventListener("DOMContentLoaded", () => {
   }
   $("lang").addEventListener("click", () => { lang = lang === "zh" ? "en" : "zh"; localStorage.setItem("takt-lang", lang); applyLanguage(); });
   $("logout").addEventListener("click", () => logout());
+  $("case-form").addEventListener("submit", fileCase);
+  $("case-kind").addEventListener("change", toggleTo);
   $("login").addEventListener("submit", (e) => {
     e.preventDefault();
     key = $("key").value.trim();
