@@ -154,12 +154,16 @@ def reattribute(case: CaseEffect, raw_units: pd.DataFrame) -> Deltas:
 
 
 def concat(parts: list[Deltas]) -> Deltas:
-    if not parts:
-        return Deltas.empty()
-    return Deltas(*(
-        pd.concat([getattr(p, name) for p in parts], ignore_index=True)
-        for name in ("units", "work", "down", "serials")
-    ))  # fmt: skip
+    """All parts' rows in one ``Deltas`` (empty frames left out: they carry no dtypes)."""
+    empty = Deltas.empty()
+
+    def join(name: str) -> pd.DataFrame:
+        frames: list[pd.DataFrame] = [getattr(p, name) for p in parts]
+        frames = [f for f in frames if not f.empty]
+        fallback: pd.DataFrame = getattr(empty, name)
+        return pd.concat(frames, ignore_index=True) if frames else fallback
+
+    return Deltas(join("units"), join("work"), join("down"), join("serials"))
 
 
 def annotate(
