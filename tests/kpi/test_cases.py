@@ -174,6 +174,15 @@ def test_an_approved_case_excuses_exactly_its_span_in_kpis_scores_evidence_and_e
     assert set(changed) == {"2026-03-25", "2026-03-26"}
     assert changed["2026-03-25"]["effective_s"] == pytest.approx(0.0, abs=1e-6)
 
+    # The distribution ranks the adjusted figure (two workers at A1: the median is the mean).
+    w02_s = truth(ledger)[("W02", "2026-03")]["effective_s"]
+    dist = loop.get("/distribution", loop.keys.hr, **MARCH, metric="effective_hours",
+                    line="L1", station="A1")  # fmt: skip
+    assert dist["workers"] == 2
+    assert dist["percentiles"]["p50"] == pytest.approx((adjusted["effective_s"] + w02_s) / 7200)
+    # The score's evidence carries the measured inputs with the cases.
+    ev = loop.get("/workers/W01/scores", loop.keys.hr, scheme="line-kpi", **MARCH)
+    assert {c["case"] for c in ev["measured"][0]["cases"]} == {whole["id"], part["id"]}
     # Evidence of the changed figure names the cases.
     ev = loop.get("/workers/W01/evidence", loop.keys.hr, **MARCH)
     assert {c["case"] for c in ev["kpi"]["cases"]} == {whole["id"], part["id"]}
