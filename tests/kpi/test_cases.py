@@ -388,3 +388,24 @@ def test_cases_on_postgresql_too(
         expected = truth(ledger)[("W05", "2026-03")]["effective_s"] - row["effective_s"]
         assert lp.kpi("W05")["effective_s"] == pytest.approx(expected, abs=1e-6)
         assert [c["id"] for c in lp.get("/cases", lp.keys.hr)] == [case["id"]]
+
+
+def test_with_pseudonyms_a_supervisor_files_by_the_pseudonym_it_sees(
+    tmp_path: Path, influxd: Influxd, db: str, ledger: dict[str, Any]
+) -> None:
+    for lp in serve(tmp_path, influxd, db, pseudonymise=True, pseudonym_key="k-test"):
+        rows = lp.get("/kpis", lp.keys.sup_l1, **MARCH, station="A1")["items"]
+        shown = {r["worker"] for r in rows}
+        assert len(shown) == 2 and not shown & {"W01", "W02"}  # pseudonyms only
+        expected = truth(ledger)[("W01", "2026-03")]["effective_s"]
+        alias = next(r["worker"] for r in rows if r["effective_s"] == pytest.approx(expected))
+        row = row_of(ledger, "W01", "2026-03-25")
+        b, e = work_interval(row)
+        case = lp.approved(excuse_body(alias, "L1", "A1", b, e), lp.keys.sup_l1, lp.sup_l1b)
+        assert case["worker"] == alias  # shown as the supervisor knows the worker
+        after = lp.get("/kpis", lp.keys.sup_l1, **MARCH, worker=alias)["items"][0]
+        assert after["effective_s"] == pytest.approx(expected - row["effective_s"], abs=1e-6)
+        # The worker's own key (the real id) sees the case about them.
+        assert [c["id"] for c in lp.get("/cases", lp.w01)] == [case["id"]]
+        nobody = lp.post("/cases", excuse_body("nobody-x", "L1", "A1", b, e), lp.keys.sup_l1)
+        assert nobody.status_code == 422 and "no worker 'nobody-x' on line L1" in nobody.text
