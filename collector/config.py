@@ -62,6 +62,11 @@ class ValidationSettings(_Section):
     """Key id -> HMAC key (env only: TAKT_COLLECTOR_VALIDATION__SIGNING_KEYS='{"k1":"..."}')."""
     check_topic: bool = True
     """Dead-letter a batch whose agent is not the one its topic names."""
+    report_gaps: bool = True
+    """Count and log sequence gaps. Turn off when several collectors share ``mqtt.group``:
+    each then sees only part of every agent's stream, so every batch looks like a gap
+    (measured in the site bench: one warning per message). Nothing is lost either way:
+    agents keep every event until a collector confirms it stored."""
     dedupe_streams: int = Field(default=10_000, ge=1)
     dedupe_holes: int = Field(default=100_000, ge=1)
 
