@@ -24,10 +24,11 @@ from kpi_service.core.apikeys import KeyStore
 from kpi_service.core.audit import AuditLog
 from kpi_service.main import create_app
 from kpi_service.scores.closing import PeriodBook
+from kpi_service.testing import AnyEvent
 from takt_cli.localservices import Influxd
 
 from . import month
-from .conftest import Keys, auth, load_events, make_settings
+from .conftest import Keys, Maker, auth, load_events, make_settings
 from .test_scores import expected_score, truth
 from .test_selfservice import _prepare as prepare
 
@@ -82,14 +83,21 @@ class Loop:
         return next(s for s in page["items"] if s["worker"] == worker)
 
 
-def serve(tmp_path: Path, influxd: Influxd, db: str, **overrides: Any) -> Iterator[Loop]:
+def serve(
+    tmp_path: Path, influxd: Influxd, db: str, *, schemes: bool = True, **overrides: Any
+) -> Iterator[Loop]:
+    """The app on ``db``; with ``schemes``, the month's two schemes and external values."""
     settings = make_settings(
         tmp_path, influx_url=influxd.url, influx_db=db, timezone="UTC",
         standards=month.STANDARDS, **overrides,
     )  # fmt: skip
     with TestClient(create_app(settings)) as client:
-        keys, hr_write = prepare(client, settings)
         store = KeyStore(settings.keys_db, settings.secret_key.get_secret_value())
+        if schemes:
+            keys, hr_write = prepare(client, settings)
+        else:
+            keys = Keys(settings)
+            hr_write = store.create("hr-payroll", frozenset({"hr:read", "hr:write"}), None)
         yield Loop(client, keys, hr_write, store)
 
 
@@ -409,3 +417,35 @@ def test_with_pseudonyms_a_supervisor_files_by_the_pseudonym_it_sees(
         assert [c["id"] for c in lp.get("/cases", lp.w01)] == [case["id"]]
         nobody = lp.post("/cases", excuse_body("nobody-x", "L1", "A1", b, e), lp.keys.sup_l1)
         assert nobody.status_code == 422 and "no worker 'nobody-x' on line L1" in nobody.text
+
+
+def test_a_span_across_midnight_sums_the_same_by_day_as_over_the_period(
+    tmp_path: Path, influxd: Influxd
+) -> None:
+    """Intervals not aligned to the minute (a device clock), a span starting exactly at
+    midnight: the first day's query still excuses the part of its last interval that runs
+    into the span, so the days add up to the two-day figure."""
+    make = Maker()
+    events: list[AnyEvent] = [
+        make.work("L1", "A1", "W01", "2026-03-10T23:58:40+00:00", "2026-03-10T23:59:40+00:00"),
+        make.work("L1", "A1", "W01", "2026-03-10T23:59:40+00:00", "2026-03-11T00:00:40+00:00",
+                  down={"fault": 6.0}),  # 54 s effective
+        make.work("L1", "A1", "W01", "2026-03-11T00:00:40+00:00", "2026-03-11T00:01:40+00:00"),
+        make.unit("L1", "A1", "W01", "2026-03-11T00:00:50+00:00", n=3),
+    ]  # fmt: skip
+    db = load_events(influxd, events)
+    for lp in serve(tmp_path, influxd, db, schemes=False):
+        start = datetime.fromisoformat("2026-03-11T00:00:00+00:00")
+        lp.approved(excuse_body("W01", "L1", "A1", start, start + timedelta(minutes=1)),
+                    lp.keys.sup_l1, lp.sup_l1b)  # fmt: skip
+        # By hand: 54 s x 40/60 of the interval across midnight, 20 s of the next one.
+        first, second = 54.0 * 40 / 60, 20.0
+        days = {r["bucket"]: r for r in lp.get("/kpis", lp.keys.hr, start="2026-03-10",
+                                               end="2026-03-11", group="day")["items"]}  # fmt: skip
+        assert days["2026-03-10"]["down_by_reason"]["case"] == pytest.approx(first)
+        assert days["2026-03-11"]["down_by_reason"]["case"] == pytest.approx(second)
+        (alone,) = lp.get("/kpis", lp.keys.hr, start="2026-03-10", end="2026-03-10")["items"]
+        assert alone["effective_s"] == pytest.approx(60 + 54 - first)
+        (both,) = lp.get("/kpis", lp.keys.hr, start="2026-03-10", end="2026-03-11")["items"]
+        assert both["effective_s"] == pytest.approx(60 + 54 + 60 - first - second)
+        assert both["effective_s"] == pytest.approx(sum(d["effective_s"] for d in days.values()))
