@@ -60,7 +60,7 @@ def test_wrong_scope_is_forbidden(client: TestClient, keys: Keys) -> None:
         if path.endswith("/self-keys"):
             continue  # lists only keys of the caller's lines: see test_selfservice.py
         if path.endswith("/cases/{case_id}"):
-            continue  # another line's case is a 404, whatever the line asked: test_cases.py
+            continue  # another line's case is a 404, whatever the line asked: test_cases_access.py
         # A supervisor asking for a line it does not supervise: refused before any data is read.
         response = client.get(path, params={**PARAMS, "line": "L1"}, headers=auth(keys.sup_l2))
         assert response.status_code == 403, path

@@ -171,7 +171,7 @@ def test_a_self_key_reads_its_own_figures_and_nothing_else(
 OWN_ROUTES = ("/api/v1/me", "/api/v1/me/summary", "/api/v1/me/alerts", "/api/v1/cases",
               "/api/v1/cases/{case_id}")  # fmt: skip
 """Routes a worker's key may call: its own figures and warnings, and its own cases (filing
-and reading only; what it sees there is tested in test_cases.py)."""
+and reading only; what it sees there is tested in test_cases_access.py)."""
 
 
 async def test_the_worker_page_on_a_phone_and_a_kiosk(
