@@ -20,6 +20,7 @@ from kpi_service.api.routes import (
     targets,
     workers,
 )
+from kpi_service.board import pairing_routes
 
 api_router = APIRouter(
     prefix="/api/v1",
@@ -43,3 +44,4 @@ api_router.include_router(closes.router)
 api_router.include_router(external.router)
 api_router.include_router(targets.router)
 api_router.include_router(roles.router)
+api_router.include_router(pairing_routes.router)
