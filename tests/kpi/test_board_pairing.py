@@ -61,7 +61,8 @@ def test_who_may_issue_and_for_which_lines(client: TestClient, keys: Keys) -> No
     assert client.post("/api/v1/pairings", json={}, headers=auth(keys.hr)).status_code == 403
     assert client.post("/api/v1/pairings", json={}, headers=auth(keys.admin)).status_code == 422
     assert issue(client, keys.admin, lines=["L2", "L1"])["lines"] == ["L1", "L2"]
-    assert client.post("/api/v1/pairings", json={"minutes": 31}, headers=auth(keys.sup_l1)).status_code == 422  # fmt: skip
+    too_long = client.post("/api/v1/pairings", json={"minutes": 31}, headers=auth(keys.sup_l1))
+    assert too_long.status_code == 422
     # Anything else with a body still needs a key (the guard opens the redeem path only).
     assert client.post("/api/v1/pairings", json={}).status_code == 401
     assert client.post(REDEEM, content=b"x" * 10_000_000).status_code == 413
