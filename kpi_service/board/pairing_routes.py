@@ -1,10 +1,10 @@
-"""``/api/v1/pairings``: supervisors pair tablets and wall screens with the board.
+"""``/api/v1/board/pairings``: supervisors pair tablets and wall screens with the board.
 
-``POST /pairings`` (supervisor or admin) issues a code, a link and a QR code;
-``POST /pairings/redeem`` (no key: the tablet has none yet) trades the code for a board
-key, once; ``GET /pairings`` lists them with the state of their keys and
-``POST /pairings/{id}/revoke`` ends one. A supervisor sees and manages only pairings of
-its own lines. The link carries the code in the fragment, so it reaches no server log.
+``POST`` (supervisor or admin) issues a code, a link and a QR code; ``POST .../redeem``
+(no key: the tablet has none yet) trades the code for a board key, once; ``GET`` lists
+them with the state of their keys and ``POST .../{id}/revoke`` ends one. A supervisor
+sees and manages only pairings of its own lines. The link carries the code in the
+fragment, so it reaches no server log.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from kpi_service.api.deps import Principal, require_scopes
 from kpi_service.board.pairing import Pairing, PairingBook, PairingRefused, Throttle, shown
 
-router = APIRouter(prefix="/pairings", tags=["board"])
+router = APIRouter(prefix="/board/pairings", tags=["board"])
 Issuer = Annotated[Principal, Depends(require_scopes("supervisor"))]
-REDEEM_PATH = "/api/v1/pairings/redeem"
+REDEEM_PATH = "/api/v1/board/pairings/redeem"
 """The one body-carrying route open without a key (the request guard lets it through)."""
 
 Label = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[\w .\-]+$")]
@@ -131,8 +131,15 @@ def issue(body: PairingIn, principal: Issuer, request: Request) -> IssuedPairing
     )  # fmt: skip
 
 
+def _keyless(request: Request) -> None:
+    """Pairing is for a device without a key; a caller holding one gains nothing here
+    (checked before the body, so such a caller learns nothing from validation either)."""
+    if "authorization" in request.headers or "x-api-key" in request.headers:
+        raise HTTPException(403, "a caller with a key does not pair; log out first")
+
+
 @router.post("/redeem", summary="Trade a pairing code for a board key (once; no key needed)")
-def redeem(body: RedeemIn, request: Request) -> Redeemed:
+def redeem(body: RedeemIn, request: Request, _: Annotated[None, Depends(_keyless)]) -> Redeemed:
     client = request.client.host if request.client else "unknown"
     gate = throttle(request)
     wait = gate.retry_after(client)

@@ -19,11 +19,11 @@ from kpi_service.store.tables import board_pairings
 
 from .conftest import Keys, auth
 
-REDEEM = "/api/v1/pairings/redeem"
+REDEEM = "/api/v1/board/pairings/redeem"
 
 
 def issue(client: TestClient, key: str, **body: object) -> dict[str, object]:
-    response = client.post("/api/v1/pairings", json=body, headers=auth(key))
+    response = client.post("/api/v1/board/pairings", json=body, headers=auth(key))
     assert response.status_code == 201, response.text
     return response.json()  # type: ignore[no-any-return]
 
@@ -50,22 +50,31 @@ def test_a_code_is_redeemed_once_for_a_board_key_of_the_supervisors_lines(
     # KPI reads, issuing pairings and other lines' data do not.
     assert client.get("/api/v1/alerts/live", headers=auth(key)).status_code == 503
     assert client.get("/api/v1/kpis", headers=auth(key)).status_code == 403
-    assert client.post("/api/v1/pairings", json={}, headers=auth(key)).status_code == 403
-    listed = client.get("/api/v1/pairings", headers=auth(keys.sup_l1)).json()
+    assert client.post("/api/v1/board/pairings", json={}, headers=auth(key)).status_code == 403
+    listed = client.get("/api/v1/board/pairings", headers=auth(keys.sup_l1)).json()
     assert [(p["key_name"], p["status"]) for p in listed] == [(board["name"], "active")]
 
 
 def test_who_may_issue_and_for_which_lines(client: TestClient, keys: Keys) -> None:
-    denied = client.post("/api/v1/pairings", json={"lines": ["L2"]}, headers=auth(keys.sup_l1))
+    denied = client.post(
+        "/api/v1/board/pairings", json={"lines": ["L2"]}, headers=auth(keys.sup_l1)
+    )
     assert denied.status_code == 403
-    assert client.post("/api/v1/pairings", json={}, headers=auth(keys.hr)).status_code == 403
-    assert client.post("/api/v1/pairings", json={}, headers=auth(keys.admin)).status_code == 422
+    assert client.post("/api/v1/board/pairings", json={}, headers=auth(keys.hr)).status_code == 403
+    assert (
+        client.post("/api/v1/board/pairings", json={}, headers=auth(keys.admin)).status_code == 422
+    )
     assert issue(client, keys.admin, lines=["L2", "L1"])["lines"] == ["L1", "L2"]
-    too_long = client.post("/api/v1/pairings", json={"minutes": 31}, headers=auth(keys.sup_l1))
+    too_long = client.post(
+        "/api/v1/board/pairings", json={"minutes": 31}, headers=auth(keys.sup_l1)
+    )
     assert too_long.status_code == 422
     # Anything else with a body still needs a key (the guard opens the redeem path only).
-    assert client.post("/api/v1/pairings", json={}).status_code == 401
+    assert client.post("/api/v1/board/pairings", json={}).status_code == 401
     assert client.post(REDEEM, content=b"x" * 10_000_000).status_code == 413
+    # A caller that holds a key has nothing to pair (and gets no second key).
+    code = issue(client, keys.sup_l1)["code"]
+    assert client.post(REDEEM, json={"code": code}, headers=auth(keys.hr)).status_code == 403
 
 
 def test_an_expired_code_is_refused(client: TestClient, keys: Keys) -> None:
@@ -74,7 +83,7 @@ def test_an_expired_code_is_refused(client: TestClient, keys: Keys) -> None:
     with store.engine.begin() as conn:  # a minute later
         conn.execute(update(board_pairings).values(expires_at=utcnow() - timedelta(seconds=1)))
     assert client.post(REDEEM, json={"code": code}).status_code == 404
-    [listed] = client.get("/api/v1/pairings", headers=auth(keys.sup_l1)).json()
+    [listed] = client.get("/api/v1/board/pairings", headers=auth(keys.sup_l1)).json()
     assert listed["status"] == "expired"
 
 
@@ -105,13 +114,13 @@ def test_a_paired_board_is_listed_and_revoked_by_its_lines_supervisor(
     issued = issue(client, keys.sup_l1)
     key = client.post(REDEEM, json={"code": issued["code"]}).json()["key"]
     pairing = issued["id"]
-    assert client.get("/api/v1/pairings", headers=auth(keys.sup_l2)).json() == []
-    other = client.post(f"/api/v1/pairings/{pairing}/revoke", headers=auth(keys.sup_l2))
+    assert client.get("/api/v1/board/pairings", headers=auth(keys.sup_l2)).json() == []
+    other = client.post(f"/api/v1/board/pairings/{pairing}/revoke", headers=auth(keys.sup_l2))
     assert other.status_code == 404
-    done = client.post(f"/api/v1/pairings/{pairing}/revoke", headers=auth(keys.sup_l1))
+    done = client.post(f"/api/v1/board/pairings/{pairing}/revoke", headers=auth(keys.sup_l1))
     assert done.status_code == 200 and done.json()["status"] == "revoked"
     assert client.get("/api/v1/alerts/live", headers=auth(key)).status_code == 401
     # A code not redeemed yet is voided by revoking it.
     waiting = issue(client, keys.sup_l1)
-    client.post(f"/api/v1/pairings/{waiting['id']}/revoke", headers=auth(keys.sup_l1))
+    client.post(f"/api/v1/board/pairings/{waiting['id']}/revoke", headers=auth(keys.sup_l1))
     assert client.post(REDEEM, json={"code": waiting["code"]}).status_code == 404

@@ -124,7 +124,7 @@ async def test_board_screens_stale_down_unattended_hysteresis_acknowledged(
         ack_clock = shanghai(datetime.fromtimestamp(stored.acknowledged_at, UTC))
 
         # The supervisor pairs a tablet; the tablet opens the QR link (no key typed).
-        issued = await http.post("/api/v1/pairings", json={"label": "L1 tablet"},
+        issued = await http.post("/api/v1/board/pairings", json={"label": "L1 tablet"},
                                  headers={"Authorization": f"Bearer {keys.sup_l1}"})  # fmt: skip
         assert issued.status_code == 201
         link = issued.json()["link"]
@@ -203,8 +203,8 @@ def check_page(
     buttons = browser.find_elements(By.CSS_SELECTOR, "button.ack")
     if size == "wall":  # no controls, large type
         assert buttons == [] and not browser.find_element(By.ID, "lang").is_displayed()
-        size_px = float(browser.execute_script(
-            "return parseFloat(getComputedStyle(document.querySelector('.figures b')).fontSize)"))  # fmt: skip
+        script = "return getComputedStyle(document.querySelector('.figures b')).fontSize"
+        size_px = float(str(browser.execute_script(script)).removesuffix("px"))
         assert size_px >= 30
     else:
         assert buttons and browser.find_element(By.ID, "pair").is_displayed()

@@ -267,7 +267,7 @@ function logout(message = "") {
 }
 
 async function redeem(code) {
-  const response = await fetch(new URL("pairings/redeem", API), {
+  const response = await fetch(new URL("board/pairings/redeem", API), {
     method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ code }),
   });
   if (!response.ok) {
@@ -282,7 +282,7 @@ async function redeem(code) {
 }
 
 async function issuePairing() {
-  const response = await fetch(new URL("pairings", API), {
+  const response = await fetch(new URL("board/pairings", API), {
     method: "POST", headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" }, body: "{}",
   });
   const box = $("pairing");
