@@ -123,18 +123,41 @@ async def test_board_screens_stale_down_unattended_hysteresis_acknowledged(
         assert stored.acknowledged_at is not None
         ack_clock = shanghai(datetime.fromtimestamp(stored.acknowledged_at, UTC))
 
-        # The supervisor pairs a tablet; the tablet opens the QR link (no key typed).
-        issued = await http.post("/api/v1/board/pairings", json={"label": "L1 tablet"},
-                                 headers={"Authorization": f"Bearer {keys.sup_l1}"})  # fmt: skip
-        assert issued.status_code == 201
-        link = issued.json()["link"]
+        # The supervisor logs in with a key and presses "Pair a tablet": a code and its QR.
+        def supervisor_issues_code() -> str:
+            browser.get(f"{base}/api/v1/board/?lang=en")
+            browser.find_element(By.ID, "key").send_keys(keys.sup_l1)
+            browser.find_element(By.CSS_SELECTOR, "#login button").click()
+            wait.until(ec.visibility_of_element_located((By.ID, "pair"))).click()
+            code = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, "#pairing .code")))
+            qr = browser.find_element(By.CSS_SELECTOR, "#pairing img").get_attribute("src")
+            assert qr is not None and qr.startswith("data:image/svg+xml")
+            ARTIFACTS.mkdir(exist_ok=True)
+            browser.save_screenshot(str(ARTIFACTS / "board-pairing-en.png"))
+            text = code.text
+            browser.find_element(By.ID, "logout").click()
+            return text
 
+        code = await asyncio.to_thread(supervisor_issues_code)
+        [pairing] = (await http.get("/api/v1/board/pairings",
+                     headers={"Authorization": f"Bearer {keys.sup_l1}"})).json()  # fmt: skip
+        assert (pairing["issued_by"], pairing["status"], pairing["lines"]) == (
+            "sup-l1",
+            "waiting",
+            ["L1"],
+        )
+
+        # The tablet opens the QR code's link (the code in the fragment; no key typed).
         def pair() -> None:
-            browser.get(link.replace("/board/#", "/board/?lang=en#"))
-            wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, '[data-station="S4"]')))
+            browser.get("about:blank")  # a tablet opens the link afresh
+            browser.get(f"{base}/api/v1/board/?lang=en#pair={code.replace('-', '')}")
+            wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, '[data-station="S4"]')))
 
         await asyncio.to_thread(pair)
         assert "#pair" not in browser.current_url  # the used code leaves the address bar
+        [pairing] = (await http.get("/api/v1/board/pairings",
+                     headers={"Authorization": f"Bearer {keys.sup_l1}"})).json()  # fmt: skip
+        assert pairing["status"] == "active" and pairing["key_name"].startswith("sup-l1/tablet-")
 
         for lang in ("en", "zh"):
             await asyncio.to_thread(bus.publish, line.batch(heartbeat(line, t0)))
@@ -207,4 +230,6 @@ def check_page(
         size_px = float(str(browser.execute_script(script)).removesuffix("px"))
         assert size_px >= 30
     else:
-        assert buttons and browser.find_element(By.ID, "pair").is_displayed()
+        assert buttons
+        # The tablet's board key cannot issue pairing codes: no "Pair a tablet" button.
+        assert not browser.find_element(By.ID, "pair").is_displayed()

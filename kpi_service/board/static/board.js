@@ -246,11 +246,21 @@ async function connect() {
   if (!signal.aborted && key) setTimeout(connect, 2000);
 }
 
+/** Show "Pair a tablet" only to a key that may issue codes (supervisor or admin). */
+async function offerPairing() {
+  $("pair").hidden = true;
+  if (wall || !key) return;
+  const response = await fetch(new URL("me", API), { headers: { Authorization: `Bearer ${key}` } });
+  if (!response.ok) return;
+  const me = await response.json();
+  $("pair").hidden = !me.scopes.some((s) => s === "supervisor" || s === "admin");
+}
+
 function showBoard(on) {
   $("login").hidden = on;
   $("pair-form").hidden = on;
   $("logout").hidden = !on || wall;
-  $("pair").hidden = !on || wall;
+  if (on) offerPairing(); else $("pair").hidden = true;
   $("alerts-section").hidden = !on;
   $("lines").hidden = !on;
 }
@@ -261,6 +271,8 @@ function logout(message = "") {
   localStorage.removeItem("takt-board-key");
   if (abort) abort.abort();
   snapshot = null;
+  $("lines").replaceChildren();  // nothing of the last key's data stays in the page
+  $("alerts").replaceChildren();
   showBoard(false);
   $("login-error").textContent = message;
   setOnline(false);
@@ -311,9 +323,15 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("pair-form").addEventListener("submit", (e) => { e.preventDefault(); redeem($("code").value.trim()); });
   applyLanguage();
-  const fragment = new URLSearchParams(location.hash.slice(1));
-  if (fragment.get("pair")) {
-    history.replaceState(null, "", location.pathname + location.search);  // the code is used once
-    redeem(fragment.get("pair"));
-  } else if (key) { showBoard(true); connect(); } else showBoard(false);
+  window.addEventListener("hashchange", pairFromLink);
+  if (!pairFromLink()) { if (key) { showBoard(true); connect(); } else showBoard(false); }
 });
+
+/** A QR code's link carries the code in the fragment: redeem it, and drop it from the address. */
+function pairFromLink() {
+  const code = new URLSearchParams(location.hash.slice(1)).get("pair");
+  if (!code) return false;
+  history.replaceState(null, "", location.pathname + location.search);  // the code is used once
+  redeem(code);
+  return true;
+}
