@@ -111,6 +111,12 @@ class KpiRowBase(BaseModel):
     )
     serials: int = Field(description="Distinct unit serials seen (0 when not requested/tracked).")
     serials_passed: int = Field(0, description="Serials whose first unit event was good.")
+    stations: list[str] | None = Field(
+        None,
+        description="Worker rows: every 'line/station' the worker was at in the bucket, the "
+        "main one first (most logged-in time, then most units); line and station are the "
+        "main one's.",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -11,8 +11,11 @@ import csv
 import io
 import json
 
+import pandas as pd
+
 from kpi_service.api.models import KpiRow
 from kpi_service.api.routes.kpis import to_csv
+from kpi_service.kpi.places import worker_places
 
 from .test_metrics import _rows
 
@@ -51,3 +54,23 @@ def test_the_api_schema_still_describes_every_field() -> None:
     props = KpiRow.model_json_schema(mode="serialization")["properties"]
     assert {"defect_rate", "defect_rate_pct", "effective_s", "pct_of_standard"} <= set(props)
     assert "percent" in props["defect_rate_pct"]["description"]
+
+
+def test_worker_rows_say_where_the_worker_worked() -> None:
+    # W1 was logged in 3600 s at S1 and 1800 s at S2 (test_metrics._rows): S1 is the main.
+    (row,) = _rows()
+    out = json.loads(KpiRow(**row).model_dump_json())
+    assert (out["line"], out["station"], out["stations"]) == ("L1", "S1", ["L1/S1", "L1/S2"])
+    [line] = list(csv.DictReader(io.StringIO(to_csv([row]).decode())))
+    assert (line["station"], json.loads(line["stations"])) == ("S1", ["L1/S1", "L1/S2"])
+
+
+def test_without_work_intervals_the_station_with_most_units_is_the_main() -> None:
+    units = pd.DataFrame(
+        [("W1", 0, "L2", "S1", 3), ("W1", 0, "L1", "S9", 5), ("W1", 1, "L2", "S1", 1)],
+        columns=["worker", "b", "line", "station", "count"],
+    )
+    work = pd.DataFrame(columns=["worker", "b", "line", "station", "work_s"])
+    places = worker_places(units, work)
+    assert places[("W1", 0)] == {"line": "L1", "station": "S9", "stations": ["L1/S9", "L2/S1"]}
+    assert places[("W1", 1)]["stations"] == ["L2/S1"]
