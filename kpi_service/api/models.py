@@ -72,11 +72,11 @@ rounded to 2 decimals."""
 PCT_DIGITS = 2
 
 
-def _edge(value: Any) -> Any:
+def edge(value: Any) -> Any:
     if isinstance(value, float):
         return float(f"{value:.{EDGE_DIGITS}g}") if math.isfinite(value) else value
     if isinstance(value, dict):
-        return {k: _edge(v) for k, v in value.items()}
+        return {k: edge(v) for k, v in value.items()}
     return value
 
 
@@ -136,7 +136,7 @@ class KpiRowBase(BaseModel):
     @field_serializer("*", mode="wrap")
     def _rounded(self, value: Any, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
         """Rounding at the edge: what is computed keeps full precision until it leaves."""
-        return _edge(handler(value))
+        return edge(handler(value))
 
 
 def _metric_field(m: Metric) -> Any:
@@ -211,6 +211,26 @@ class BandOut(BaseModel):
     workers: list[str]
 
 
+class HistogramBin(BaseModel):
+    lo: float = Field(description="Lower edge (inclusive).")
+    hi: float = Field(description="Upper edge (exclusive; inclusive for the last bin).")
+    count: int
+
+
+class ComparableGroup(BaseModel):
+    """Workers whose figures may be set side by side: their main stations share one
+    standard (or, for % of standard, which the standard already normalises, any standard)."""
+
+    standard_cycle_s: float | None = Field(
+        description="The main stations' standard cycle; None: no standard, or any standard "
+        "for % of standard."
+    )
+    stations: list[str] = Field(description="Main stations ('line/station') in the group.")
+    workers: int
+    percentiles: dict[str, float] = Field(description="Empty below the minimum n.")
+    histogram: list[HistogramBin]
+
+
 class Distribution(BaseModel):
     metric: str
     start: datetime
@@ -219,6 +239,15 @@ class Distribution(BaseModel):
     percentiles: dict[str, float]
     bands: list[BandOut]
     note: str
+    min_workers: int = Field(0, description="The minimum n (settings) below which it warns.")
+    min_effective_hours: float = Field(0.0, description="Workers with less were left out.")
+    histogram: list[HistogramBin] = Field(default_factory=list)
+    groups: list[ComparableGroup] = Field(
+        default_factory=list,
+        description="The same workers split into comparable groups (same standard); read "
+        "these when the warnings say the whole mixes standards.",
+    )
+    warnings: list[str] = Field(default_factory=list)
 
 
 class ShiftOut(BaseModel):
