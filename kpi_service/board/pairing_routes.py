@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Annotated, cast
 
 import segno
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from kpi_service.api.deps import Principal, require_scopes
@@ -24,13 +24,17 @@ Issuer = Annotated[Principal, Depends(require_scopes("supervisor"))]
 REDEEM_PATH = "/api/v1/board/pairings/redeem"
 """The one body-carrying route open without a key (the request guard lets it through)."""
 
+PairingId = Annotated[int, Path(ge=1, le=2**62, description="The pairing's id (from the list).")]
 Label = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[\w .\-]+$")]
 
 
 class PairingIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     lines: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
-        None, max_length=100, description="Lines the board shows (default: all the issuer's)."
+        None,
+        min_length=1,
+        max_length=100,
+        description="Lines the board shows (default: all the issuer's).",
     )
     label: Label = Field("tablet", description="Where the tablet or screen is.")
     minutes: int = Field(10, ge=1, le=30, description="The code expires after this.")
@@ -166,7 +170,7 @@ def list_pairings(principal: Issuer, request: Request) -> list[PairingOut]:
 
 
 @router.post("/{pairing_id}/revoke", summary="Revoke a paired board's key (or void its code)")
-def revoke(pairing_id: int, principal: Issuer, request: Request) -> PairingOut:
+def revoke(pairing_id: PairingId, principal: Issuer, request: Request) -> PairingOut:
     pairings = book(request)
     try:
         pairing = pairings.get(pairing_id)

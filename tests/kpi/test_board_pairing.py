@@ -124,3 +124,11 @@ def test_a_paired_board_is_listed_and_revoked_by_its_lines_supervisor(
     waiting = issue(client, keys.sup_l1)
     client.post(f"/api/v1/board/pairings/{waiting['id']}/revoke", headers=auth(keys.sup_l1))
     assert client.post(REDEEM, json={"code": waiting["code"]}).status_code == 404
+
+
+def test_malformed_requests_are_refused_not_crashed(client: TestClient, keys: Keys) -> None:
+    # Found by the role fuzzer: an empty line list and an id beyond SQLite's integers.
+    empty = client.post("/api/v1/board/pairings", json={"lines": []}, headers=auth(keys.admin))
+    assert empty.status_code == 422
+    huge = client.post(f"/api/v1/board/pairings/{2**70}/revoke", headers=auth(keys.admin))
+    assert huge.status_code == 422

@@ -52,12 +52,12 @@ rules:
 """
 SIZES = {"desktop": (1440, 900), "tablet": (1024, 768), "wall": (1920, 1080)}
 TEXT = {
-    "en": {"stale": "stale", "down": "down", "min": " min", "flag": "running, nobody logged in",
-           "clears": "clears at ≤ 5 %", "window": "last 40 units", "acked": "acknowledged by",
-           "since": "in since"},
-    "zh": {"stale": "数据过期", "down": "停机", "min": "分钟", "flag": "运行中 · 无人登录",
-           "clears": "恢复需 ≤ 5 %", "window": "近 40 件", "acked": "sup-l1 已确认",
-           "since": "登录"},
+    "en": {"stale": "stale", "down": "down", "min": " min", "fault": "fault",
+           "flag": "running, nobody logged in", "clears": "clears at ≤ 5 %",
+           "window": "last 40 units", "acked": "acknowledged by", "since": "in since"},
+    "zh": {"stale": "数据过期", "down": "停机", "min": "分钟", "fault": "故障",
+           "flag": "运行中 · 无人登录", "clears": "恢复需 ≤ 5 %",
+           "window": "近 40 件", "acked": "sup-l1 已确认", "since": "登录"},
 }  # fmt: skip
 
 
@@ -201,7 +201,7 @@ def check_page(
     during = s2.find_element(By.CSS_SELECTOR, ".during").text
     after = int((time.time() - t0.timestamp() - 180) // 60)
     assert s2.find_element(By.CSS_SELECTOR, ".state").text == text["down"]
-    assert during in {f"fault · {m}{text['min']}" for m in (before, after)}
+    assert during in {f"{text['fault']} · {m}{text['min']}" for m in (before, after)}
     assert before >= 12
 
     # S3: running, output, nobody logged in.

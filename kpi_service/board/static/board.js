@@ -19,7 +19,9 @@ const T = {
         ackBy: "{who} 已确认 · {at}", raised: "报警于", pair: "配对平板", pairCode: "配对码",
         pairGo: "配对", pairHint: "在平板上输入此配对码或扫码（{min} 分钟内有效，仅限一次）",
         badCode: "配对码无效、已过期或已使用", tooMany: "尝试次数过多，请稍后再试",
-        close: "关闭", s: "秒", min: "分钟", h: "小时", or: "或", noWorker: "无人登录" },
+        close: "关闭", s: "秒", min: "分钟", h: "小时", or: "或", noWorker: "无人登录",
+        reasons: { fault: "故障", jam: "卡料", starved: "缺料", blocked: "堵料", maintenance: "维护",
+                   changeover: "换型", setup: "调机", break: "休息" } },
   en: { title: "Supervisor board", key: "API key", connect: "Connect", logout: "Log out",
         alerts: "Active alerts", noAlerts: "No alerts", online: "online", offline: "offline",
         ack: "Acknowledge", acked: "Acknowledged", defect: "Defects", eff: "% of standard",
@@ -145,7 +147,7 @@ function stationCard(line, s, alerting) {
   if (alerting.has(`${line.line}/${s.station}`)) classes.push("alerting");
   // "down" and, beside it, "fault · 12 min": the reason and how long the state has lasted.
   const during = [];
-  if (s.reason) during.push(s.reason);
+  if (s.reason) during.push((T[lang].reasons || {})[s.reason] ?? s.reason);  // device codes, named where known
   if (s.state_for_s !== null && s.state_for_s !== undefined) during.push(span(s.state_for_s));
   const card = el("article", { class: classes.join(" "), "data-station": s.station },
     el("h3", {}, el("span", { class: "name" }, s.station),
