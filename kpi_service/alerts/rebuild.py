@@ -43,6 +43,7 @@ def obs_of(point: StoredPoint) -> Obs | None:
     if m == "states":
         worker = str(fields.get("worker") or "")
         reason = tags.get("reason") or ""
+        reason = "" if reason == "none" else reason  # the collector's tag for "no reason"
         return Obs("state", site, line, station, worker, ts, state=tags["state"], reason=reason)
     if m == "sessions":
         return Obs("session", site, line, station, tags["worker"], ts, action=tags["action"])
