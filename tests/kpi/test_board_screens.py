@@ -171,6 +171,32 @@ async def test_board_screens_stale_down_unattended_hysteresis_acknowledged(
                 ARTIFACTS.mkdir(exist_ok=True)
                 shot = str(ARTIFACTS / f"board-{size}-{lang}.png")
                 assert await asyncio.to_thread(browser.save_screenshot, shot)
+
+        # The supervisor lists the paired tablets on the page and revokes this one.
+        def supervisor_revokes_tablet() -> str:
+            tablet_key = str(
+                browser.execute_script("return localStorage.getItem('takt-board-key')")
+            )
+            browser.get(f"{base}/api/v1/board/?lang=en")
+            wait.until(ec.visibility_of_element_located((By.ID, "logout"))).click()
+            browser.find_element(By.ID, "key").send_keys(keys.sup_l1)
+            browser.find_element(By.CSS_SELECTOR, "#login button").click()
+            wait.until(ec.visibility_of_element_located((By.ID, "pair"))).click()
+            row = f'#pairing li.tablet[data-pairing="{pairing["id"]}"]'
+            wait.until(
+                ec.visibility_of_element_located((By.CSS_SELECTOR, f"{row} .revoke"))
+            ).click()
+            wait.until(
+                ec.text_to_be_present_in_element((By.CSS_SELECTOR, f"{row} .state"), "revoked")
+            )
+            browser.save_screenshot(str(ARTIFACTS / "board-tablets-en.png"))
+            return tablet_key
+
+        tablet_key = await asyncio.to_thread(supervisor_revokes_tablet)
+        gone = await http.get(
+            "/api/v1/alerts/live", headers={"Authorization": f"Bearer {tablet_key}"}
+        )
+        assert gone.status_code == 401  # the tablet's key stopped working at once
     bus.close()
 
 

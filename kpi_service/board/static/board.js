@@ -20,6 +20,8 @@ const T = {
         pairGo: "配对", pairHint: "在平板上输入此配对码或扫码（{min} 分钟内有效，仅限一次）",
         badCode: "配对码无效、已过期或已使用", tooMany: "尝试次数过多，请稍后再试",
         close: "关闭", s: "秒", min: "分钟", h: "小时", or: "或", noWorker: "无人登录",
+        tablets: "已配对的平板", revoke: "撤销", pairing_waiting: "等待配对", pairing_expired: "已过期",
+        pairing_active: "使用中", pairing_revoked: "已撤销",
         reasons: { fault: "故障", jam: "卡料", starved: "缺料", blocked: "堵料", maintenance: "维护",
                    changeover: "换型", setup: "调机", break: "休息" } },
   en: { title: "Supervisor board", key: "API key", connect: "Connect", logout: "Log out",
@@ -35,7 +37,9 @@ const T = {
         pairCode: "Pairing code", pairGo: "Pair",
         pairHint: "Type this code on the tablet or scan it (valid {min} min, once)",
         badCode: "Unknown, expired or used code", tooMany: "Too many attempts; try again later",
-        close: "Close", s: "s", min: "min", h: "h", or: "or", noWorker: "nobody logged in" },
+        close: "Close", s: "s", min: "min", h: "h", or: "or", noWorker: "nobody logged in",
+        tablets: "Paired tablets", revoke: "Revoke", pairing_waiting: "waiting", pairing_expired: "expired",
+        pairing_active: "active", pairing_revoked: "revoked" },
 };
 const query = new URLSearchParams(location.search);
 const asked = query.get("lang");
@@ -305,9 +309,33 @@ async function issuePairing() {
   const minutes = Math.round((Date.parse(issued.expires_at) - Date.parse(issued.created_at)) / 60000);
   const close = el("button", { type: "button" }, t("close"));
   close.addEventListener("click", () => { box.hidden = true; });
+  const tablets = el("div", { class: "tablets" });
   box.replaceChildren(el("b", { class: "code" }, issued.code), el("img", { src: issued.qr_svg, alt: issued.code }),
-    el("p", {}, t("pairHint", { min: minutes })), close);
+    el("p", {}, t("pairHint", { min: minutes })), close, tablets);
   box.hidden = false;
+  listTablets(tablets);
+}
+
+/** The pairings of the supervisor's lines, each with its key's state and a revoke button. */
+async function listTablets(box) {
+  const response = await fetch(new URL("board/pairings", API), { headers: { Authorization: `Bearer ${key}` } });
+  if (!response.ok) return;
+  const rows = (await response.json()).map((p) => {
+    const row = el("li", { class: `tablet ${p.status}`, "data-pairing": p.id },
+      el("span", { class: "label" }, p.label), ` ${[p.lines.join(", "), p.key_name].filter(Boolean).join(" · ")} · `,
+      el("span", { class: "state" }, t(`pairing_${p.status}`)));
+    if (p.status === "active" || p.status === "waiting") {
+      const button = el("button", { type: "button", class: "revoke" }, t("revoke"));
+      button.addEventListener("click", async () => {
+        button.disabled = true;
+        await fetch(new URL(`board/pairings/${p.id}/revoke`, API), { method: "POST", headers: { Authorization: `Bearer ${key}` } });
+        listTablets(box);
+      });
+      row.append(button);
+    }
+    return row;
+  });
+  box.replaceChildren(el("h3", {}, t("tablets")), el("ul", {}, ...rows));
 }
 
 document.addEventListener("DOMContentLoaded", () => {
