@@ -8,7 +8,8 @@ Screenshots at desktop, tablet and wall sizes, in English and Chinese, go to
 test-artifacts/board-<size>-<lang>.png.
 
 Scenario (event time ``t`` seconds after ``t0`` = 15 min before the test starts):
-S1 running, W1 logged in at t=100, an alert on W1 now in hysteresis (7.5 %, clears at
+S1 running (KPI standard 1 s a unit), W1 logged in at t=100 at 64.7 % of standard
+(coloured by the efficiency rule), an alert on W1 now in hysteresis (7.5 %, clears at
 <= 5 %); S2 down ("fault") since t=180 (12 min), W2 logged in; S3 running with only
 unattributed output (nobody logged in); S4 last heard at t=300 (stale past 300 s);
 S5 with W5, whose critical alert sup-l1 acknowledged.
@@ -29,6 +30,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
+from kpi_service.core.config import Standard
 from takt_cli.localservices import Influxd, Mosquitto
 from takt_wire.events import UNATTRIBUTED
 from tests.alerts.factory import Line
@@ -49,14 +51,25 @@ rules:
     clear: 5
     for_s: 0
     cooldown_s: 0
+  # Its thresholds colour the board's % of standard; it never raises here (the minimum
+  # sample is out of reach), so the two defect alerts stay the only ones.
+  - id: efficiency
+    metric: efficiency
+    scope: worker
+    window: {minutes: 15}
+    min_samples: 100000
+    warning: 80
+    critical: 60
+    clear: 90
 """
+STANDARDS = [Standard(station="S1", line="L1", cycle_s=1.0)]
 SIZES = {"desktop": (1440, 900), "tablet": (1024, 768), "wall": (1920, 1080)}
 TEXT = {
     "en": {"stale": "stale", "down": "down", "min": " min", "fault": "fault",
-           "flag": "running, nobody logged in", "clears": "clears at ≤ 5 %",
+           "eff": "% of standard", "flag": "running, nobody logged in", "clears": "clears at ≤ 5 %",
            "window": "last 40 units", "acked": "acknowledged by", "since": "in since"},
     "zh": {"stale": "数据过期", "down": "停机", "min": "分钟", "fault": "故障",
-           "flag": "运行中 · 无人登录", "clears": "恢复需 ≤ 5 %",
+           "eff": "标准达成", "flag": "运行中 · 无人登录", "clears": "恢复需 ≤ 5 %",
            "window": "近 40 件", "acked": "sup-l1 已确认", "since": "登录"},
 }  # fmt: skip
 
@@ -78,7 +91,8 @@ def history(line: Line) -> list[list[Any]]:
         # W1: 40 units, every second defective (50 %: critical), then 35 good: the last
         # 40 hold 3 defects = 7.5 %, under both raise levels, above the clear level.
         [line.unit(800 + i, station="S1", worker="W1", defect=i % 2 == 1) for i in range(40)],
-        [line.unit(840 + i, station="S1", worker="W1") for i in range(35)],
+        [line.unit(840 + i, station="S1", worker="W1") for i in range(35)]
+        + [line.work(790, 875, station="S1", worker="W1")],  # 85 s logged in, all effective
         [line.unit(850 + i, station="S5", worker="W5", defect=i % 2 == 1) for i in range(40)],
         [line.unit(t, station="S3", worker=UNATTRIBUTED) for t in range(880, 899, 2)],
     ]
@@ -101,7 +115,9 @@ async def test_board_screens_stale_down_unattended_hysteresis_acknowledged(
     app, keys = make_app(tmp_path, mosquitto.port, "http://127.0.0.1:9", influxd.url,
                          "board_screens", board_stale_after_s=300)  # fmt: skip
     assert keys is not None
-    app.state.settings = app.state.settings.model_copy(update={"timezone": "Asia/Shanghai"})
+    app.state.settings = app.state.settings.model_copy(
+        update={"timezone": "Asia/Shanghai", "standards": STANDARDS}
+    )
     t0 = now_aligned() - timedelta(seconds=900)
     line, bus = Line(t0=t0), Bus(mosquitto.port)
     wait = WebDriverWait(browser, 30)
@@ -237,6 +253,14 @@ def check_page(
     # Only logged-in workers, with their login time (line time).
     w1 = card("S1").find_element(By.CSS_SELECTOR, '[data-worker="W1"] .login')
     assert w1.text.endswith(f"{text['since']} {shanghai(t0 + timedelta(seconds=100))}")
+
+    # W1's % of standard from the KPI standards (S1: 1 s a unit): 55 good units (20 of the
+    # first 40, then 35) earn 55 s in 85 s effective; 64.7 % is under the efficiency
+    # rule's warning level (80) but above its critical one (60): coloured as a warning.
+    eff = card("S1").find_element(By.CSS_SELECTOR, '[data-worker="W1"] .eff')
+    assert eff.text == f"{100 * 55 / 85:.1f} %"
+    assert "lvl-warning" in (eff.get_attribute("class") or "").split()
+    assert text["eff"] in card("S1").find_element(By.CSS_SELECTOR, '[data-worker="W1"]').text
 
     # W1's alert: 7.5 % over the last 40 units, still open, "clears at <= 5 %".
     hyst = browser.find_element(By.CSS_SELECTOR, f'li.alert[data-id="{hysteresis_id}"]')

@@ -171,7 +171,7 @@ function stationCard(line, s, alerting) {
       el("span", { class: "name" }, w.worker,
         el("span", { class: "login" }, w.login_local ? ` · ${t("since")} ${w.login_local}` : "")),
       el("span", {}, `${w.efficiency != null ? t("eff") : t("uph")} `,
-        el("span", { class: lvl(w.levels, "efficiency") }, w.efficiency != null ? pct(w.efficiency) : (w.units_per_hour ?? "–")),
+        el("span", { class: `eff ${lvl(w.levels, "efficiency")}` }, w.efficiency != null ? pct(w.efficiency) : (w.units_per_hour ?? "–")),
         ` · ${t("defect")} `,
         el("span", { class: `defect ${lvl(w.levels, "defect_rate")}` }, pct(w.defect_rate))),
       trendSvg(w.trend)));
