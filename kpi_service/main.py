@@ -34,7 +34,9 @@ LifespanHook = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 @asynccontextmanager
 async def _influx_hook(app: FastAPI) -> AsyncIterator[None]:
     settings = app.state.settings
-    reader = InfluxReader(settings.influx, use_rollups=lambda: settings.use_rollups)
+    reader = InfluxReader(
+        settings.influx, use_rollups=lambda: settings.use_rollups, timezone=settings.timezone
+    )
     app.state.influx = reader
     try:
         yield
@@ -87,7 +89,9 @@ def create_app(
     app.state.roles = RoleBook(app.state.store)
     app.state.targets = TargetStore(app.state.store)
     # Usable without the lifespan too (e.g. API fuzzers driving the ASGI app directly).
-    app.state.influx = InfluxReader(settings.influx, use_rollups=lambda: settings.use_rollups)
+    app.state.influx = InfluxReader(
+        settings.influx, use_rollups=lambda: settings.use_rollups, timezone=settings.timezone
+    )
 
     @app.get("/healthz", tags=["health"], summary="Liveness (no credentials needed)")
     async def healthz() -> dict[str, str]:
