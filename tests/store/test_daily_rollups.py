@@ -103,9 +103,9 @@ def local_day(t: datetime, tz: ZoneInfo) -> date:
     return ms.astimezone(tz).date()
 
 
-def expected_sums(events: list[Event], tz: ZoneInfo) -> dict[str, Counter[tuple[Any, ...]]]:
+def expected_sums(events: list[Event], tz: ZoneInfo) -> dict[str, Any]:
     units: Counter[tuple[Any, ...]] = Counter()
-    work: Counter[tuple[Any, ...]] = Counter()
+    work: dict[tuple[Any, ...], float] = defaultdict(float)
     for e in events:
         if isinstance(e, UnitEvent):
             units[(local_day(e.ts, tz), e.worker, e.outcome)] += e.count
@@ -119,7 +119,8 @@ def expected_sums(events: list[Event], tz: ZoneInfo) -> dict[str, Counter[tuple[
 
 def daily_points(server: Influxd, db: str, source: str) -> list[dict[str, Any]]:
     out = []
-    for series in server.query(f"SELECT * FROM {source} GROUP BY *", db=db):
+    answer: list[dict[str, Any]] = server.query(f"SELECT * FROM {source} GROUP BY *", db=db)
+    for series in answer:
         for values in series["values"]:
             out.append(dict(zip(series["columns"], values, strict=True)) | series["tags"])
     return out
@@ -190,7 +191,7 @@ async def test_daily_rollups_follow_the_berlin_calendar_across_dst(
         got_units[(day_of_start[p["time"]], p["worker"], p["outcome"])] += p["count"]
         assert isinstance(p["count"], int)
     assert got_units == expected["units"]
-    got_work: Counter[tuple[Any, ...]] = Counter()
+    got_work: dict[tuple[Any, ...], float] = defaultdict(float)
     for p in work:
         for f in ("work_s", "effective_s", "down_s"):
             got_work[(day_of_start[p["time"]], p["worker"], f)] += p[f]
