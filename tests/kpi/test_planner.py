@@ -212,7 +212,7 @@ async def test_the_recent_part_is_read_raw(
     fresh = Events()
     fresh.seq = 2 * 10**6
     fresh.unit("w1", utc("2026-10-25T12:30:00"), n=3)  # not rolled up
-    influxd.write(db, lines_of(fresh.out))  # type: ignore[arg-type]
+    influxd.write(db, lines_of(fresh.out))
     reader = InfluxReader(InfluxSettings(url=influxd.url, database=db), timezone="Europe/Berlin")
     try:
         got, used = await kpis(reader, bucket_list, "period", now_ns=ns(end))
@@ -236,8 +236,8 @@ async def test_a_late_point_reaches_the_daily_path(influxd: Influxd) -> None:
         late = Events()
         late.seq = 3 * 10**6
         late.unit("w2", utc("2026-03-29T21:59:59.999"), n=9)
-        influxd.write(db, lines_of(late.out))  # type: ignore[arg-type]
-        hour = point_time(late.out[0]) // H * H  # type: ignore[arg-type]
+        influxd.write(db, lines_of(late.out))
+        hour = point_time(late.out[0]) // H * H
         roll_up(influxd.url, db, hour, hour + H)
         after, _ = await kpis(reader, year, "period")
     finally:
