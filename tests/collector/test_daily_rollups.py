@@ -12,7 +12,7 @@ from takt_cli.localservices import Influxd, Mosquitto
 from takt_wire import Batch, encode_batch
 from takt_wire.topics import events_topic
 from tests.collector.conftest import SettingsFactory, eventually, running
-from tests.collector.helpers import unit
+from tests.collector.helpers import rows, unit
 
 
 def utc(text: str) -> datetime:
@@ -90,7 +90,5 @@ async def test_daily_rollups_follow_the_hours_and_late_batches(
         (OCT25, "Europe/Berlin"): 11_125,
         (OCT26, "Europe/Berlin"): 100_000,
     }
-    hourly: list[dict[str, list[list[int]]]] = influxd.query(
-        'SELECT sum("count") FROM "rollup"."units_1h"', db=db
-    )
-    assert hourly[0]["values"][0][1] == 111_126
+    hourly = rows(influxd.query('SELECT sum("count") FROM "rollup"."units_1h"', db=db))
+    assert hourly[0][1] == 111_126
