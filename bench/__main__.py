@@ -2,6 +2,8 @@
 
 Each module ``bench/bench_<name>.py`` exposes ``main() -> dict[str, object]``
 returning its figures; results are printed and written to ``var/bench/<name>.json``.
+Figures with a target come as ``"targets"`` entries (``bench.common.check``) and are
+printed one line each, with the target and whether it is met.
 """
 
 from __future__ import annotations
@@ -30,7 +32,14 @@ def run(names: list[str]) -> int:
         figures = module.main()
         (out / f"{name}.json").write_text(json.dumps(figures, indent=2, default=str) + "\n")
         for key, value in figures.items():
-            print(f"  {key}: {value}")
+            if key != "targets":
+                print(f"  {key}: {value}")
+        for target in figures.get("targets", []):
+            verdict = "met" if target["met"] else "NOT met"
+            print(
+                f"  TARGET {target['figure']}: {target['value']} {target['unit']} "
+                f"(target {target['target']}): {verdict}"
+            )
     return 0
 
 

@@ -35,7 +35,8 @@ def lines_of(events: Iterable[AnyEvent]) -> str:
 def setup_statements(db: str) -> list[str]:
     return [
         f'CREATE DATABASE "{db}" WITH NAME "raw"',
-        f'CREATE RETENTION POLICY "rollup" ON "{db}" DURATION INF REPLICATION 1',
+        f'CREATE RETENTION POLICY "rollup" ON "{db}" DURATION INF REPLICATION 1 '
+        "SHARD DURATION 52w",  # as takt_store.capabilities.ensure_schema makes it
     ]
 
 
