@@ -1,5 +1,5 @@
-"""Hourly and daily rollups kept exact by re-aggregating every hour the collector wrote into,
-then the local day(s) of those hours.
+"""Hourly, daily and monthly rollups kept exact by re-aggregating every hour the collector
+wrote into, then the local day(s) of those hours and their months.
 
 Recomputing a whole hour (a query plus a write: :mod:`takt_store.rollups`) is an
 idempotent overwrite, so late, replayed and redelivered events all end up in
@@ -26,7 +26,7 @@ from collector.influx import InfluxWriter
 from collector.metrics import Metrics
 from collector.rollupqueue import PendingHour, RollupQueue
 from takt_common.backoff import step
-from takt_store.rollups import recompute, recompute_days
+from takt_store.rollups import recompute, recompute_days, recompute_months
 from takt_store.schema import days_of_hour
 
 log = logging.getLogger(__name__)
@@ -87,8 +87,8 @@ class Rollups:
         return failures
 
     async def _days(self, hours: list[PendingHour]) -> int:
-        """Recompute the days of the recomputed ``hours``; an hour is done once all its
-        days are. Returns how many hours stay queued because a day failed."""
+        """Recompute the days (and their months) of the recomputed ``hours``; an hour is
+        done once all its days are. Returns how many hours stay queued because a day failed."""
         if self.zone is None:
             for pending in hours:
                 self.queue.done(pending)
@@ -101,6 +101,7 @@ class Rollups:
         for day, pendings in sorted(by_day.items()):
             try:
                 await recompute_days(self.writer, [day], self.zone)
+                await recompute_months(self.writer, [day], self.zone)
             except Exception as err:  # noqa: BLE001 - any failure: this day is retried alone
                 self.metrics.rollup_failures.inc()
                 log.warning(

@@ -11,7 +11,8 @@ on DST change days) is recomputed the same way one level up: the sums of the day
 hourly rollup points (or of its raw points where midnight is not on a UTC hour, as
 in Asia/Kolkata), written with the raw tag set plus ``tz`` at the day's local
 midnight. Whoever recomputes an hour recomputes its day after it (the collector
-does), so a late point reaches the daily rollup through its hour.
+does), so a late point reaches the daily rollup through its hour. A local calendar
+month of ``<m>_1mo`` is the sum of its days, recomputed after them.
 """
 
 from __future__ import annotations
@@ -20,17 +21,19 @@ from collections.abc import Iterable
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
-from takt_store.client import InfluxClient, Series, qualified
+from takt_store.client import InfluxClient, Series, qualified, quote_ident, quote_str
 from takt_store.errors import InfluxError
 from takt_store.lineproto import point_line
 from takt_store.schema import (
     DAY_SUFFIX,
     HOUR_NS,
+    MONTH_SUFFIX,
     ROLLUP_SUFFIX,
     ROLLUPS,
     TZ_TAG,
     day_bounds,
     local_date,
+    month_bounds,
     rollup_aggregate,
 )
 from takt_store.settings import InfluxSettings
@@ -139,11 +142,46 @@ async def recompute_days(client: InfluxClient, days: Iterable[date], tz: ZoneInf
     return written
 
 
+def month_query(
+    settings: InfluxSettings, measurement: str, start_ns: int, end_ns: int, zone: str
+) -> str:
+    """The read half of one local month: sums per tag set of its days (of ``zone``)."""
+    source = qualified(settings, measurement + DAY_SUFFIX, "rollup")
+    return (
+        f"SELECT {rollup_aggregate(measurement)} FROM {source} WHERE time >= {start_ns} "
+        f"AND time < {end_ns} AND {quote_ident(TZ_TAG)} = {quote_str(zone)} GROUP BY *"
+    )
+
+
+async def recompute_months(client: InfluxClient, days: Iterable[date], tz: ZoneInfo) -> int:
+    """Recompute the monthly rollups of the local months holding ``days``, from their daily
+    rollups (run it after those); returns the points written."""
+    months = sorted({day.replace(day=1) for day in days})
+    written = 0
+    for i in range(0, len(months), DAYS_PER_REQUEST):
+        chunk = [month_bounds(month, tz) for month in months[i : i + DAYS_PER_REQUEST]]
+        statements = [
+            month_query(client.settings, m, start, end, tz.key)
+            for start, end in chunk
+            for m in ROLLUPS
+        ]
+        answer = iter(await client.query(";".join(statements)))
+        lines: list[str] = []
+        for start, _end in chunk:
+            for measurement in ROLLUPS:
+                lines += rollup_lines(
+                    measurement, next(answer), suffix=MONTH_SUFFIX,
+                    extra_tags={TZ_TAG: tz.key}, time_ns=start,
+                )  # fmt: skip
+        written += await _write(client, lines)
+    return written
+
+
 async def rebuild(
     client: InfluxClient, start_ns: int, end_ns: int, zones: Iterable[ZoneInfo] = ()
 ) -> int:
     """Recompute every hourly rollup in [start_ns, end_ns) (widened to whole hours), then
-    the daily rollups in each of ``zones`` of every local day it touches. For a backfill
+    the daily and monthly rollups in each of ``zones`` of every local day it touches. For a backfill
     after enabling rollups or changing the zone, and for tests; returns the points written."""
     first_hour = start_ns - start_ns % HOUR_NS
     last_hour = end_ns - 1 - (end_ns - 1) % HOUR_NS
@@ -158,4 +196,5 @@ async def rebuild(
         first, last = local_date(first_hour, tz), local_date(last_hour + HOUR_NS - 1, tz)
         days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
         written += await recompute_days(client, days, tz)
+        written += await recompute_months(client, days, tz)
     return written

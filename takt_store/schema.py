@@ -200,6 +200,9 @@ per raw tag set and UTC hour, stamped at the hour's start; the same fields in
 ``<measurement>_1d``, one point per raw tag set and *local* calendar day of a zone."""
 
 DAY_SUFFIX = "_1d"
+MONTH_SUFFIX = "_1mo"
+"""``<m>_1mo``: one point per raw tag set and local calendar month, summed from the days
+(a year is 12 points per series instead of 365: InfluxDB 1.x reads points one by one)."""
 TZ_TAG = "tz"
 """Tag of a daily rollup point: the IANA zone whose calendar day it sums. A KPI service
 reads only the days of its own zone, so a collector set to another zone can never
@@ -228,6 +231,13 @@ def day_start_ns(day: date, tz: ZoneInfo) -> int:
 def day_bounds(day: date, tz: ZoneInfo) -> tuple[int, int]:
     """[start, end) of a local day in ns: 23 or 25 hours on DST change days."""
     return day_start_ns(day, tz), day_start_ns(day + timedelta(days=1), tz)
+
+
+def month_bounds(month: date, tz: ZoneInfo) -> tuple[int, int]:
+    """[start, end) of the local calendar month holding ``month``, in ns."""
+    first = month.replace(day=1)
+    following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+    return day_start_ns(first, tz), day_start_ns(following, tz)
 
 
 def local_date(time_ns: int, tz: ZoneInfo) -> date:

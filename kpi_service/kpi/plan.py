@@ -5,8 +5,10 @@ is cut at every bucket boundary into segments (a bucket, or the time between two
 shifts, which the KPI computation labels ``unscheduled``); each segment is read at
 the coarsest level that covers it exactly:
 
-- **day**: the whole local days inside it, from ``<m>_1d`` of the service's zone
-  (only when the collector keeps daily rollups in that zone, see ``InfluxReader``);
+- **month**: the whole local calendar months inside it, from ``<m>_1mo`` of the
+  service's zone (only when the collector keeps calendar rollups in that zone, see
+  ``InfluxReader``);
+- **day**: the whole local days of the partial months at its edges, from ``<m>_1d``;
 - **hour**: the whole UTC hours of the partial days at its edges, from ``<m>_1h``;
 - **raw**: what is left (a range starting or ending inside an hour), and the recent
   part that the collector may not have rolled up yet (from the start of the hour
@@ -28,9 +30,9 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from kpi_service.kpi.calendar import Bucket
-from takt_store.schema import HOUR_NS, day_start_ns, local_date
+from takt_store.schema import HOUR_NS, day_start_ns, local_date, month_bounds
 
-Level = Literal["raw", "hour", "day"]
+Level = Literal["raw", "hour", "day", "month"]
 
 RECENT_RAW_S = 300
 """The hour this long ago and everything after it are read raw: the collector
@@ -39,7 +41,8 @@ with a backlog), so the newest rollups may lag the raw points."""
 MAX_SPLIT = 12
 """At most this many one-sum reads per span (a year by month); beyond, one grouped read."""
 _SECOND = 1_000_000_000
-_RESOLUTION_NS: dict[Level, int] = {"day": 24 * HOUR_NS, "hour": HOUR_NS}
+_RESOLUTION_NS: dict[Level, int] = {"month": 28 * 24 * HOUR_NS, "day": 24 * HOUR_NS,
+                                    "hour": HOUR_NS}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,31 @@ def _days(start: int, end: int, zone: ZoneInfo) -> tuple[int, int] | None:
     return (m0, m1) if m0 < m1 else None
 
 
+def _months(start: int, end: int, zone: ZoneInfo) -> tuple[int, int] | None:
+    """The whole local months inside [start, end) as (first, last month start)."""
+    m0, following = month_bounds(local_date(start, zone), zone)
+    if m0 < start:
+        m0 = following
+    m1 = month_bounds(local_date(end, zone), zone)[0]
+    return (m0, m1) if m0 < m1 else None
+
+
+def _calendar(start: int, end: int, zone: ZoneInfo | None) -> list[tuple[Level, int, int]]:
+    """[start, end) as whole local months, whole local days around them, hours around
+    those and raw edges."""
+    months = _months(start, end, zone) if zone is not None and end > start else None
+    if months is not None:
+        return [
+            *_calendar(start, months[0], zone),
+            ("month", *months),
+            *_calendar(months[1], end, zone),
+        ]
+    days = _days(start, end, zone) if zone is not None and end > start else None
+    if days is None:
+        return _hours(start, end)
+    return [*_hours(start, days[0]), ("day", *days), *_hours(days[1], end)]
+
+
 def split(
     start: int, end: int, *, hourly: bool, zone: ZoneInfo | None, fresh_ns: int | None
 ) -> list[tuple[Level, int, int]]:
@@ -83,15 +111,7 @@ def split(
     if not hourly:
         return [("raw", start, end)]
     cut = end if fresh_ns is None else max(start, min(end, fresh_ns))
-    out: list[tuple[Level, int, int]] = []
-    days = _days(start, cut, zone) if zone is not None and cut > start else None
-    if days is None:
-        out += _hours(start, cut)
-    else:
-        out += _hours(start, days[0])
-        out.append(("day", *days))
-        out += _hours(days[1], cut)
-    out.append(("raw", cut, end))
+    out = [*_calendar(start, cut, zone), ("raw", cut, end)]
     return [p for p in out if p[1] < p[2]]
 
 

@@ -19,7 +19,7 @@ from kpi_service.influx import InfluxReader, quote_ident, quote_str, tag_in
 from kpi_service.kpi.calendar import Bucket
 from kpi_service.kpi.compute import DOWN_COLUMNS, SERIAL_COLUMNS, UNIT_COLUMNS, WORK_COLUMNS
 from kpi_service.kpi.plan import Read, plan
-from takt_store.schema import DAY_SUFFIX, ROLLUP_SUFFIX, TZ_TAG
+from takt_store.schema import DAY_SUFFIX, MONTH_SUFFIX, ROLLUP_SUFFIX, TZ_TAG
 
 TAGS = ["site", "line", "station", "worker"]
 
@@ -88,14 +88,16 @@ def frame(
 
 def _statements(reader: InfluxReader, read: Read, filters: Filters, zone: str | None) -> list[str]:
     """sum(units), sum(work), sum(down time) over one read, grouped by the KPI tags."""
-    suffix = {"raw": "", "hour": ROLLUP_SUFFIX, "day": DAY_SUFFIX}[read.level]
+    suffix = {"raw": "", "hour": ROLLUP_SUFFIX, "day": DAY_SUFFIX, "month": MONTH_SUFFIX}[
+        read.level
+    ]
     rollup = read.level != "raw"
 
     def src(m: str) -> str:
         return reader.source(m + suffix, rollup=rollup)
 
     where = _time_range(read.start_ns, read.end_ns) + filters.where()
-    if read.level == "day":
+    if read.level in ("day", "month"):
         assert zone is not None
         where += f" AND {quote_ident(TZ_TAG)} = {quote_str(zone)}"
     by_time = f"time({read.step_s}s), " if read.step_s else ""

@@ -92,3 +92,10 @@ async def test_daily_rollups_follow_the_hours_and_late_batches(
     }
     hourly = rows(influxd.query('SELECT sum("count") FROM "rollup"."units_1h"', db=db))
     assert hourly[0][1] == 111_126
+    # October (from 30 Sep 22:00 UTC, local midnight) holds all three days.
+    monthly: Counter[tuple[int, str]] = Counter()
+    for t, count, zone in rows(
+        influxd.query('SELECT "count", "tz" FROM "rollup"."units_1mo"', db=db)
+    ):
+        monthly[(t, zone)] += count  # one series per agent (edge)
+    assert monthly == {(ns("2026-09-30T22:00:00"), "Europe/Berlin"): 111_126}

@@ -1,5 +1,6 @@
-"""The query planner: daily rollups for whole local days, hourly for the partial edges, raw
-for the rest and the recent part, and the same KPIs whichever path answers.
+"""The query planner: monthly rollups for whole local months, daily for whole local days,
+hourly for the partial edges, raw for the rest and the recent part, and the same KPIs
+whichever path answers.
 
 The figures are checked against sums made here from the events (each point falls in
 the bucket holding its time), never against another path of the code under test.
@@ -48,18 +49,28 @@ def levels(reads: list[Read]) -> list[tuple[str, int, int, int | None]]:
 # -- the plan (pure) ------------------------------------------------------------------------
 
 
-def test_a_year_is_one_daily_sum_and_by_month_twelve() -> None:
+def test_a_year_is_one_monthly_sum_and_by_day_one_grouped_read() -> None:
     year = buckets("period", date(2026, 1, 1), date(2026, 12, 31), BERLIN, [])
     begin, end = ns(utc("2025-12-31T23:00:00")), ns(utc("2026-12-31T23:00:00"))
-    assert levels(plan(year, hourly=True, zone=BERLIN, now_ns=LATER)) == [("day", begin, end, None)]
+    assert levels(plan(year, hourly=True, zone=BERLIN, now_ns=LATER)) == [
+        ("month", begin, end, None)
+    ]
+    # By month: the monthly points, one row each (grouped by hour: every local midnight
+    # of Berlin is on a UTC hour); by day, the daily points likewise.
     months = buckets("month", date(2026, 1, 1), date(2026, 12, 31), BERLIN, [])
-    reads = plan(months, hourly=True, zone=BERLIN, now_ns=LATER)
-    assert [(r.start_ns, r.end_ns) for r in reads] == [(b.start_ns, b.end_ns) for b in months]
-    assert {(r.level, r.step_s) for r in reads} == {("day", None)}
-    # By day: one read grouped by hour (every local midnight of Berlin is on a UTC hour).
+    assert levels(plan(months, hourly=True, zone=BERLIN, now_ns=LATER)) == [
+        ("month", begin, end, 3600)
+    ]
     days = buckets("day", date(2026, 1, 1), date(2026, 12, 31), BERLIN, [])
     assert levels(plan(days, hourly=True, zone=BERLIN, now_ns=LATER)) == [("day", begin, end, 3600)]
-    # Without daily rollups in our zone: hourly; rollups off: raw, one sum per month.
+    # Mid-month to mid-month: days, the whole month between, days.
+    span = buckets("period", date(2026, 1, 15), date(2026, 3, 14), BERLIN, [])
+    assert levels(plan(span, hourly=True, zone=BERLIN, now_ns=LATER)) == [
+        ("day", ns(utc("2026-01-14T23:00:00")), ns(utc("2026-01-31T23:00:00")), None),
+        ("month", ns(utc("2026-01-31T23:00:00")), ns(utc("2026-02-28T23:00:00")), None),
+        ("day", ns(utc("2026-02-28T23:00:00")), ns(utc("2026-03-14T23:00:00")), None),
+    ]
+    # Without calendar rollups in our zone: hourly; rollups off: raw, one sum per month.
     assert {r.level for r in plan(year, hourly=True, zone=None, now_ns=LATER)} == {"hour"}
     raw = plan(months, hourly=False, zone=BERLIN, now_ns=LATER)
     assert {(r.level, r.step_s) for r in raw} == {("raw", None)} and len(raw) == 12
@@ -174,7 +185,7 @@ def loaded(influxd: Influxd) -> tuple[str, list[Event]]:
 
 
 @pytest.mark.parametrize("name,bucket_list,group", CASES, ids=[c[0] for c in CASES])
-async def test_raw_hourly_and_daily_paths_give_the_independent_sums(
+async def test_raw_hourly_and_calendar_paths_give_the_independent_sums(
     influxd: Influxd, loaded: tuple[str, list[Event]], name: str, bucket_list: list[Bucket],
     group: str,
 ) -> None:  # fmt: skip
@@ -185,7 +196,7 @@ async def test_raw_hourly_and_daily_paths_give_the_independent_sums(
     paths = {
         "raw": InfluxReader(settings, use_rollups=lambda: False, timezone="Europe/Berlin"),
         "hourly": InfluxReader(settings, timezone=None),
-        "daily": InfluxReader(settings, timezone="Europe/Berlin"),
+        "calendar": InfluxReader(settings, timezone="Europe/Berlin"),
     }
     try:
         for path, reader in paths.items():
@@ -195,8 +206,9 @@ async def test_raw_hourly_and_daily_paths_give_the_independent_sums(
                 assert used == {"raw"}
             elif path == "hourly":
                 assert "day" not in used and "hour" in used
-            else:
-                assert "day" in used
+            else:  # whole months from monthly rollups, whole days from daily ones
+                assert used & {"day", "month"}
+                assert ("month" in used) == (group == "month")
     finally:
         for reader in paths.values():
             await reader.aclose()
@@ -222,17 +234,17 @@ async def test_the_recent_part_is_read_raw(
     check(got, truth([*events, *fresh.out], bucket_list))
 
 
-async def test_a_late_point_reaches_the_daily_path(influxd: Influxd) -> None:
+async def test_a_late_point_reaches_the_calendar_path(influxd: Influxd) -> None:
     events = dst_events().out
     db = load_events(influxd, events)
     year = buckets("period", date(2026, 1, 1), date(2026, 12, 31), BERLIN, [])
     reader = InfluxReader(InfluxSettings(url=influxd.url, database=db), timezone="Europe/Berlin")
     try:
         before, used = await kpis(reader, year, "period")
-        assert used == {"day"}
+        assert used == {"month"}
         check(before, truth(events, year))
         # Back from a week offline: 9 units at 23:59:59.999 local on the 23-hour day,
-        # written raw, then rolled up as the collector does (its hour, then its day).
+        # written raw, then rolled up as the collector does (its hour, day and month).
         late = Events()
         late.seq = 3 * 10**6
         late.unit("w2", utc("2026-03-29T21:59:59.999"), n=9)

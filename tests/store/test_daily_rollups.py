@@ -1,5 +1,6 @@
 """Daily rollups in the site's zone: one point per raw tag set and *local* calendar day,
-23 or 25 hours long on DST change days, recomputed (idempotently) when a late point lands.
+23 or 25 hours long on DST change days, recomputed (idempotently) when a late point lands;
+monthly ones summed from the days.
 
 The expected sums are made here from the events (each event's day is its point time
 read on a Berlin or Kolkata wall clock); the DST days' bounds are calendar facts
@@ -200,6 +201,18 @@ async def test_daily_rollups_follow_the_berlin_calendar_across_dst(
         assert got_work[key] == pytest.approx(value, rel=1e-12), key
     # The repeated 02:00-03:00 of 25 October counted once each, in that day.
     assert expected["units"][(date(2026, 10, 25), "w2", "good")] >= 30_000
+
+    # Months: local calendar months, summed from the days (March starts 28 Feb 23:00 UTC,
+    # October on 30 Sep 22:00 UTC).
+    month_start = {ns(utc("2026-02-28T23:00:00")): 3, ns(utc("2026-09-30T22:00:00")): 10}
+    got_months: Counter[tuple[Any, ...]] = Counter()
+    for p in daily_points(influxd, db, f'{rp}"units_1mo"'):
+        assert p["tz"] == "Europe/Berlin" and isinstance(p["count"], int)
+        got_months[(month_start[p["time"]], p["worker"], p["outcome"])] += p["count"]
+    want_months: Counter[tuple[Any, ...]] = Counter()
+    for (day, worker, outcome), count in expected["units"].items():
+        want_months[(day.month, worker, outcome)] += count
+    assert got_months == want_months
 
     # Recomputing is an idempotent overwrite.
     client = InfluxClient(settings_of(influxd, db, retention_policies))
