@@ -9,9 +9,10 @@ not saved). An event leaves the outbox only when a collector confirms on
 docs/decisions.md). Sent events that are not confirmed in time, or that the
 broker refused (any PUBACK reason but plain success, "no matching subscribers"
 included), are sent again with a growing delay; writes downstream are
-idempotent, so a resend is harmless. Every connection is a fresh paho client
-with a clean session: on reconnect the whole pending backlog is sent again from
-the oldest event, in order. Events whose device time lies more than
+idempotent, so a resend is harmless. The connection is the shared MQTT session
+(``takt_common.mqtt``: TLS, auth, capped reconnect, will), with a clean session
+per connection: on reconnect the whole pending backlog is sent again from the
+oldest event, in order. Events whose device time lies more than
 ``historical_after_s`` behind the station's clock when sent are flagged
 ``historical``.
 """
@@ -23,23 +24,14 @@ import contextlib
 import heapq
 import json
 import logging
-import ssl
 import time
 from dataclasses import dataclass
-from typing import Any
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from edge_agent.batching import compose
 from edge_agent.config import GatewayConfig
 from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import Outbox, Row
-from takt_common.backoff import Backoff
-from takt_common.mqtt import tls_context
+from takt_common.mqtt import Hooks, Message, MqttError, MqttSession, Will
 from takt_wire import ContractError
 from takt_wire.acks import decode_ack
 from takt_wire.signing import SIGNATURE_PROPERTY
@@ -48,6 +40,7 @@ from takt_wire.topics import acks_topic, agent_status_topic, events_topic
 log = logging.getLogger(__name__)
 
 _REFUSED_RETRY_S = 1.0
+_PUBLISH_RETRY_S = 0.5
 
 
 @dataclass
@@ -88,8 +81,10 @@ class Publisher:
         """Events sent on this connection and not confirmed stored yet (kept as a count:
         with one message per event there are as many entries as events)."""
         self._cursor = -1
-        self._session = 0
-        self._client: mqtt.Client | None = None
+        self._generation = -1
+        """The connection whose PUBACKs count; a late one of an older connection does not."""
+        self._lost = asyncio.Event()
+        self._session: MqttSession | None = None
         self.connected = False
         secret = config.signing_key
         self._signing_key = secret.get_secret_value().encode() if secret else None
@@ -98,72 +93,55 @@ class Publisher:
         """New events were committed."""
         self._wake.set()
 
-    # -- one connection -------------------------------------------------
+    # -- the session's hooks (on the asyncio loop) ---------------------------
 
-    def _make_client(self, session: int, loop: asyncio.AbstractEventLoop) -> mqtt.Client:
+    def _new_session(self) -> MqttSession:
         broker = self.config.broker
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
+        return MqttSession(
+            broker,
             client_id=broker.client_id or f"takt-agent-{self.config.agent_id}",
-            protocol=mqtt.MQTTv5,
+            # Made in the network thread before anything is published on a connection:
+            # confirmations must find us subscribed.
+            subscriptions=[self.acks_topic],
+            hooks=Hooks(
+                on_message=self._on_message,
+                on_connect=self._on_connect,
+                on_disconnect=self._on_disconnect,
+                on_puback=self._on_puback,
+            ),
+            max_inflight=self.config.publish.window,
+            will=Will(self.status_topic, self._status("offline"), qos=1, retain=True),
+            name="broker",
         )
-        client.max_inflight_messages_set(self.config.publish.window)
-        if broker.username:
-            password = broker.password.get_secret_value() if broker.password else None
-            client.username_pw_set(broker.username, password)
-        if broker.tls:  # the shared TLS setup: CA, client certificate, hostname check
-            client.tls_set_context(tls_context(broker))
-        client.will_set(self.status_topic, self._status("offline"), qos=1, retain=True)
-
-        def on_connect(c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-            if not reason.is_failure:
-                # Before any publish: confirmations must find us subscribed.
-                c.subscribe(self.acks_topic, options=SubscribeOptions(qos=1))
-            loop.call_soon_threadsafe(self._on_connect, session, not reason.is_failure, str(reason))
-
-        def on_disconnect(_c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
-            loop.call_soon_threadsafe(self._on_disconnect, session, str(reason))
-
-        def on_publish(_c: Any, _u: Any, mid: int, reason: Any, _p: Any) -> None:
-            loop.call_soon_threadsafe(self._on_puback, session, mid, reason.value == 0, str(reason))
-
-        def on_message(_c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
-            loop.call_soon_threadsafe(self._on_confirm, bytes(msg.payload))
-
-        client.on_connect = on_connect
-        client.on_disconnect = on_disconnect
-        client.on_publish = on_publish
-        client.on_message = on_message
-        return client
 
     def _status(self, status: str) -> bytes:
         return json.dumps(
             {"agent": self.config.agent_id, "boot": self.boot, "status": status}
         ).encode()
 
-    def _on_connect(self, session: int, ok: bool, reason: str) -> None:
-        if session != self._session:
-            return
-        if ok:
-            self.connected = True
-            self.metrics.broker_connected.set(1)
-            log.info("connected to broker %s:%d", self.config.broker.host, self.config.broker.port)
-        else:
-            log.error("broker refused the connection: %s", reason)
-            self._lost.set()
-        self._up.set()
+    def _on_connect(self, generation: int, _present: bool) -> None:
+        # A clean session: whatever was in flight on the old connection is sent again.
+        self._generation = generation
+        self._forget_all()
+        self._cursor = -1
+        self._lost.clear()
+        self.connected = True
+        self.metrics.broker_connected.set(1)
+        self._wake.set()
 
-    def _on_disconnect(self, session: int, reason: str) -> None:
-        if session != self._session:
-            return
-        if self.connected:
-            log.warning("lost the broker connection: %s", reason)
+    def _on_disconnect(self, _generation: int, _reason: str) -> None:
         self.connected = False
         self.metrics.broker_connected.set(0)
+        self.metrics.reconnects.labels("broker").inc()
+        self._forget_all()
+        self._update_gauges()
         self._lost.set()
 
-    def _on_puback(self, session: int, mid: int, ok: bool, reason: str) -> None:
-        if session != self._session:
+    def _on_message(self, message: Message) -> None:
+        self._on_confirm(message.payload)
+
+    def _on_puback(self, generation: int, mid: int, ok: bool, reason: str) -> None:
+        if generation != self._generation:
             return
         sent = self._inflight.pop(mid, None)
         if sent is None:
@@ -254,7 +232,7 @@ class Publisher:
 
     # -- sending ----------------------------------------------------------
 
-    def _fill(self, client: mqtt.Client) -> bool:
+    def _fill(self, session: MqttSession) -> bool:
         """Send what is due again, then new events, within the window; False if publish failed."""
         cfg = self.config.publish
         now = time.monotonic()
@@ -272,7 +250,7 @@ class Publisher:
                 len(rows)
             )
             while rows:  # a resend may take several messages (flags change the sizes)
-                used = self._send(client, rows, sent.attempts + 1)
+                used = self._send(session, rows, sent.attempts + 1)
                 if not used:
                     return False
                 rows = rows[used:]
@@ -280,11 +258,11 @@ class Publisher:
             rows = self.outbox.fetch(self._cursor, cfg.batch_max_events)
             if not rows:
                 return True
-            if not self._send(client, rows, 0):
+            if not self._send(session, rows, 0):
                 return False
         return True
 
-    def _send(self, client: mqtt.Client, rows: list[Row], attempts: int) -> int:
+    def _send(self, session: MqttSession, rows: list[Row], attempts: int) -> int:
         """Publish a prefix of rows that fits ``batch_max_bytes`` as one batch message;
         return how many rows it took (0: the publish failed)."""
         cfg = self.config.publish
@@ -298,17 +276,14 @@ class Publisher:
             max_bytes=cfg.batch_max_bytes,
             key=key,
         )
-        properties = None
-        if built.signature is not None:
-            properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-            properties.UserProperty = [(SIGNATURE_PROPERTY, built.signature)]
-        info = client.publish(self.topic, built.data, qos=1, properties=properties)
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            log.warning("publish failed (%s); waiting for reconnect", mqtt.error_string(info.rc))
-            self._lost.set()
+        signature = () if built.signature is None else ((SIGNATURE_PROPERTY, built.signature),)
+        try:
+            mid = session.publish(self.topic, built.data, qos=1, user_properties=signature)
+        except MqttError as err:
+            log.warning("publish failed (%s); trying again shortly", err)
             return 0
         sent = _Sent(built.first, built.last, built.used, built.historical, attempts)
-        self._inflight[info.mid] = sent
+        self._inflight[mid] = sent
         self.unconfirmed += built.used
         self._cursor = max(self._cursor, built.last)
         self._update_gauges()
@@ -319,65 +294,43 @@ class Publisher:
             return None
         return max(0.05, self._due[0][0] - time.monotonic())
 
-    async def _connection(self, loop: asyncio.AbstractEventLoop) -> bool:
-        """One connection's life; True when it got connected at all."""
-        self._session += 1
-        self._up = asyncio.Event()
-        self._lost = asyncio.Event()
-        self._forget_all()
-        self._cursor = -1
-        client = self._make_client(self._session, loop)
-        broker = self.config.broker
-        self._client = client
+    async def _serve(self, session: MqttSession) -> None:
+        """Send on this connection until it is lost."""
+        generation = session.generation
         try:
-            await asyncio.to_thread(client.connect, broker.host, broker.port, broker.keepalive_s)
-        except (OSError, ssl.SSLError) as err:
-            log.warning("cannot reach broker %s:%d: %s", broker.host, broker.port, err)
-            return False
-        client.loop_start()
-        try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._up.wait(), timeout=15)
-            if not self.connected:
-                return False
-            client.publish(self.status_topic, self._status("online"), qos=1, retain=True)
-            while not self._lost.is_set():
-                self._wake.clear()
-                if not self._fill(client):
-                    break
-                if self.outbox.pending == 0 and not self._inflight:
-                    self._idle.set()
-                else:
-                    self._idle.clear()
-                waiters = [asyncio.ensure_future(e.wait()) for e in (self._wake, self._lost)]
-                try:
-                    await asyncio.wait(
-                        waiters, timeout=self._next_due(), return_when=asyncio.FIRST_COMPLETED
-                    )
-                finally:
-                    for waiter in waiters:
-                        waiter.cancel()
-            return True
-        finally:
-            self._session += 1  # late callbacks of this client are ignored from now on
-            self.connected = False
-            self.metrics.broker_connected.set(0)
-            self._forget_all()
-            self._update_gauges()
-            client.disconnect()
-            await asyncio.to_thread(client.loop_stop)
-            self._client = None
+            session.publish(self.status_topic, self._status("online"), qos=1, retain=True)
+        except MqttError as err:
+            log.warning("could not announce online: %s", err)
+        while not self._lost.is_set() and session.generation == generation:
+            self._wake.clear()
+            sent_all = self._fill(session)
+            if self.outbox.pending == 0 and not self._inflight:
+                self._idle.set()
+            else:
+                self._idle.clear()
+            # A refused publish (paho's queue full, a socket error just seen) is tried
+            # again after a short pause unless the connection is reported lost first.
+            timeout = self._next_due() if sent_all else _PUBLISH_RETRY_S
+            waiters = [asyncio.ensure_future(e.wait()) for e in (self._wake, self._lost)]
+            try:
+                await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
 
     async def run(self) -> None:
-        """Publish forever, reconnecting with capped, jittered backoff."""
-        loop = asyncio.get_running_loop()
-        broker = self.config.broker
-        backoff = Backoff(base=broker.reconnect_min_s, cap=broker.reconnect_max_s)
-        while True:
-            if await self._connection(loop):
-                backoff.reset()
-            self.metrics.reconnects.labels("broker").inc()
-            await asyncio.sleep(backoff.next_delay())
+        """Publish forever; the shared session reconnects with capped, jittered backoff."""
+        session = self._new_session()
+        self._session = session
+        session.start()
+        try:
+            while True:
+                await session.connected.wait()
+                await self._serve(session)
+        finally:
+            self._session = None
+            # Bounded: what is not acknowledged stays in the outbox anyway.
+            await session.close(timeout_s=1.0)
 
     async def flush(self, within_s: float) -> bool:
         """Wait until every committed event is confirmed stored (or ``within_s`` passed)."""
@@ -393,8 +346,12 @@ class Publisher:
 
     async def announce_offline(self) -> None:
         """Clean shutdown: say offline ourselves (a clean disconnect sends no will)."""
-        client = self._client
-        if client is not None and self.connected:
-            info = client.publish(self.status_topic, self._status("offline"), qos=1, retain=True)
-            with contextlib.suppress(RuntimeError, ValueError):
-                await asyncio.to_thread(info.wait_for_publish, 3.0)
+        session = self._session
+        if session is None or not self.connected:
+            return
+        try:
+            await session.publish_confirmed(
+                self.status_topic, self._status("offline"), qos=1, retain=True, timeout_s=3.0
+            )
+        except (MqttError, TimeoutError) as err:
+            log.warning("could not announce offline: %s", err)

@@ -7,8 +7,10 @@ from takt_common.mqtt.errors import (
     MqttError,
     MqttNotConnectedError,
 )
-from takt_common.mqtt.session import Hooks, Message, MqttSession, Will, tls_context, user_properties
+from takt_common.mqtt.session import MqttSession
 from takt_common.mqtt.settings import MqttSettings
+from takt_common.mqtt.tls import tls_context
+from takt_common.mqtt.types import Hooks, Message, Will, user_properties
 
 __all__ = [
     "Hooks",

@@ -28,96 +28,28 @@ import asyncio
 import contextlib
 import inspect
 import logging
-import socket
 import ssl
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
-from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from takt_common.backoff import Backoff
+from takt_common.mqtt.bridge import ClientOptions, make_client
 from takt_common.mqtt.errors import (
     MqttCodeError,
-    MqttConfigError,
     MqttConnectionLostError,
     MqttNotConnectedError,
 )
 from takt_common.mqtt.settings import MqttSettings
+from takt_common.mqtt.tls import tls_context
+from takt_common.mqtt.types import Hooks, Message, Will
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One received message; ``generation`` names the connection it came on."""
-
-    topic: str
-    payload: bytes
-    properties: dict[str, object]
-    mid: int
-    qos: int
-    generation: int
-    retain: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Will:
-    topic: str
-    payload: bytes
-    qos: int = 1
-    retain: bool = True
-
-
-@dataclass
-class Hooks:
-    """What the caller wants to hear, each called on the asyncio loop."""
-
-    on_message: Callable[[Message], object] | None = None
-    """May return an awaitable: it runs as a task, and holds its ``max_pending`` slot."""
-    on_connect: Callable[[int, bool], None] | None = None
-    """(generation, session_present) after a successful CONNACK."""
-    on_disconnect: Callable[[int, str], None] | None = None
-    """(generation, reason) when a connection that was up is lost or closed."""
-    on_subscribe: Callable[[bool, str], None] | None = None
-    """(all granted, reasons) per SUBACK."""
-    on_puback: Callable[[int, int, bool, str], None] | None = None
-    """(generation, mid, success, reason) per QoS 1 publish answered."""
-
-
-def user_properties(msg: paho.MQTTMessage) -> dict[str, object]:
-    """MQTT v5 user properties of a received message, as a dict."""
-    props = getattr(msg, "properties", None)
-    pairs = getattr(props, "UserProperty", None) if props is not None else None
-    return dict(pairs) if pairs else {}
-
-
-def tls_context(settings: MqttSettings) -> ssl.SSLContext:
-    """The client TLS context the settings ask for; MqttConfigError names a bad file."""
-    for name, path in settings.tls_files():
-        if not path.is_file():
-            raise MqttConfigError(f"mqtt {name}: {path} is not a readable file")
-    try:
-        context = ssl.create_default_context(
-            cafile=str(settings.ca_file) if settings.ca_file else None
-        )
-        if settings.cert_file is not None:
-            key = str(settings.key_file) if settings.key_file else None
-            context.load_cert_chain(str(settings.cert_file), key)
-    except (OSError, ssl.SSLError) as err:
-        raise MqttConfigError(f"mqtt TLS files cannot be used: {err}") from None
-    if settings.insecure:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    elif not settings.verify_hostname:
-        context.check_hostname = False
-    return context
 
 
 class MqttSession:
@@ -145,15 +77,22 @@ class MqttSession:
         self.subscriptions = list(subscriptions)
         self.hooks = hooks or Hooks()
         self.name = name
-        self._manual_ack = manual_ack
         self._clean_start = clean_start
         self._session_expiry_s = session_expiry_s
         self._receive_maximum = receive_maximum
-        self._max_inflight = max_inflight
         self._pending_slots = threading.BoundedSemaphore(max_pending) if max_pending else None
-        self._will = will
         self._protocol = protocol
-        self._tls = tls_context(settings) if settings.tls else None
+        self._options = ClientOptions(
+            client_id=client_id,
+            protocol=protocol,
+            clean_start=clean_start,
+            manual_ack=manual_ack,
+            max_inflight=max_inflight,
+            tls=tls_context(settings) if settings.tls else None,
+            will=will,
+            subscriptions=self.subscriptions,
+            pending_slots=self._pending_slots,
+        )
         self.generation = 0
         """Number of the newest client; a callback from an older one is ignored."""
         self.connected = asyncio.Event()
@@ -324,7 +263,8 @@ class MqttSession:
         """One client's life; True when it got a CONNACK accepting it."""
         self.generation += 1
         generation = self.generation
-        client = self._make_client(generation)
+        assert self._loop is not None
+        client = make_client(self.settings, self._options, generation, self, self._loop)
         self._lost = asyncio.Event()
         s = self.settings
         clean: bool | Literal[3] = self._clean_start
@@ -364,91 +304,20 @@ class MqttSession:
             await asyncio.to_thread(client.loop_stop)
             self._client = None
 
-    def _make_client(self, generation: int) -> paho.Client:
-        s = self.settings
-        client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=paho.MQTTv5 if self._protocol == 5 else paho.MQTTv311,
-            clean_session=None if self._protocol == 5 else self._clean_start,
-            manual_ack=self._manual_ack,
-        )
-        client.max_inflight_messages_set(self._max_inflight)
-        if s.username:
-            password = s.password.get_secret_value() if s.password else None
-            client.username_pw_set(s.username, password)
-        if self._tls is not None:
-            client.tls_set_context(self._tls)
-        if self._will is not None:
-            w = self._will
-            client.will_set(w.topic, w.payload, qos=w.qos, retain=w.retain)
-        loop = self._loop
-        assert loop is not None
+    # -- what the paho bridge hands over, on the asyncio loop (not for callers) -----------
 
-        def on_connect(c: paho.Client, _u: Any, flags: Any, reason: ReasonCode, _p: Any) -> None:
-            if reason.is_failure:
-                loop.call_soon_threadsafe(self._refused, generation, str(reason))
-                return
-            sock = c.socket()
-            if isinstance(sock, socket.socket):
-                # A publish right after a PUBACK must not wait for the broker's delayed
-                # ACK (Nagle): measured 40 ms -> under 10 ms in bench_alerts.
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if self.subscriptions:
-                qos: int = s.qos
-                if self._protocol == 5:
-                    c.subscribe([(t, SubscribeOptions(qos=qos)) for t in self.subscriptions])
-                else:
-                    c.subscribe([(t, qos) for t in self.subscriptions])
-            present = bool(getattr(flags, "session_present", False))
-            loop.call_soon_threadsafe(self._connection_up, generation, present)
+    @property
+    def closing(self) -> bool:
+        return self._closing
 
-        def on_disconnect(_c: Any, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
-            loop.call_soon_threadsafe(self._lost_connection, generation, str(reason))
-
-        def on_subscribe(_c: Any, _u: Any, _mid: int, reasons: list[ReasonCode], _p: Any) -> None:
-            ok = not any(r.is_failure for r in reasons)
-            loop.call_soon_threadsafe(self._subscribed, generation, ok, str(reasons))
-
-        def on_publish(_c: Any, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
-            loop.call_soon_threadsafe(self._puback, generation, mid, reason)
-
-        def on_message(_c: Any, _u: Any, msg: paho.MQTTMessage) -> None:
-            message = Message(
-                msg.topic,
-                bytes(msg.payload),
-                user_properties(msg),
-                msg.mid,
-                msg.qos,
-                generation,
-                bool(msg.retain),
-            )
-            slots = self._pending_slots
-            if slots is not None:
-                # Backpressure in the network thread: it waits only when max_pending
-                # messages are on their way, so one downstream commit covers many.
-                while not slots.acquire(timeout=0.5):
-                    if self._closing or generation != self.generation:
-                        return
-            loop.call_soon_threadsafe(self._dispatch, message)
-
-        client.on_connect = on_connect
-        client.on_disconnect = on_disconnect
-        client.on_subscribe = on_subscribe
-        client.on_publish = on_publish
-        client.on_message = on_message
-        return client
-
-    # -- callbacks, on the asyncio loop ---------------------------------------------------
-
-    def _refused(self, generation: int, reason: str) -> None:
+    def handle_refused(self, generation: int, reason: str) -> None:
         if generation != self.generation:
             return
         self.last_error = f"broker refused the connection: {reason}"
         log.error("%s: %s", self.name, self.last_error)
         self._lost.set()
 
-    def _connection_up(self, generation: int, session_present: bool) -> None:
+    def handle_up(self, generation: int, session_present: bool) -> None:
         if generation != self.generation:
             return
         self.last_error = None
@@ -465,7 +334,7 @@ class MqttSession:
         if self.hooks.on_connect is not None:
             self.hooks.on_connect(generation, session_present)
 
-    def _lost_connection(self, generation: int, reason: str) -> None:
+    def handle_lost(self, generation: int, reason: str) -> None:
         if generation != self.generation:
             return
         if not self._closing:
@@ -488,7 +357,7 @@ class MqttSession:
             if self.hooks.on_disconnect is not None:
                 self.hooks.on_disconnect(generation, reason)
 
-    def _subscribed(self, generation: int, ok: bool, reasons: str) -> None:
+    def handle_subscribed(self, generation: int, ok: bool, reasons: str) -> None:
         if generation != self.generation:
             return
         if ok:
@@ -498,7 +367,7 @@ class MqttSession:
         if self.hooks.on_subscribe is not None:
             self.hooks.on_subscribe(ok, reasons)
 
-    def _puback(self, generation: int, mid: int, reason: ReasonCode) -> None:
+    def handle_puback(self, generation: int, mid: int, reason: ReasonCode) -> None:
         if generation != self.generation or mid not in self._unacked:
             return
         future = self._unacked.pop(mid)
@@ -513,7 +382,7 @@ class MqttSession:
         if self.hooks.on_puback is not None:
             self.hooks.on_puback(generation, mid, ok, str(reason))
 
-    def _dispatch(self, message: Message) -> None:
+    def handle_message(self, message: Message) -> None:
         slots = self._pending_slots
         handler = self.hooks.on_message
         try:
