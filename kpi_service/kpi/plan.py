@@ -140,7 +140,7 @@ def plan(
     bucket_list: list[Bucket], *, hourly: bool, zone: ZoneInfo | None, now_ns: int | None
 ) -> list[Read]:
     """The reads that answer ``bucket_list`` (see the module docstring). ``hourly``: the
-    rollups may be read at all; ``zone``: daily rollups of this zone exist."""
+    rollups may be read at all; ``zone``: daily and monthly rollups of this zone exist."""
     bounds = sorted({b.start_ns for b in bucket_list} | {b.end_ns for b in bucket_list})
     fresh = None if now_ns is None else (now_ns - RECENT_RAW_S * _SECOND) // HOUR_NS * HOUR_NS
     pieces: list[tuple[Level, int, int]] = []
