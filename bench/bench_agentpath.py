@@ -47,6 +47,7 @@ MESSAGES_PER_STATION = 1_000
 TARGET_READINGS_PER_S = 20_000
 TARGET_RATIO = 0.5
 AGENT = "bench-path"
+CHUNK = 20_000
 CLIENT_ID = "bench-path-device-session"
 
 
@@ -94,13 +95,13 @@ def _prequeue(port: int, stations: int, messages: list[tuple[str, bytes]]) -> No
     session.disconnect()
     session.loop_stop()
 
-    done = threading.Event()
     acked = [0]
+    lock = threading.Condition()
 
     def on_publish(*_: object) -> None:
-        acked[0] += 1
-        if acked[0] == len(messages):
-            done.set()
+        with lock:
+            acked[0] += 1
+            lock.notify_all()
 
     device = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
     device.max_inflight_messages_set(1000)
@@ -108,10 +109,17 @@ def _prequeue(port: int, stations: int, messages: list[tuple[str, bytes]]) -> No
     device.on_publish = on_publish
     device.connect("127.0.0.1", port)
     device.loop_start()
-    for topic, payload in messages:
-        device.publish(topic, payload, qos=1)
-    if not done.wait(300):
-        raise RuntimeError(f"flood: only {acked[0]} of {len(messages)} acknowledged")
+    # In chunks well under 65,535 (paho's message ids), each acknowledged before the next.
+    for start in range(0, len(messages), CHUNK):
+        chunk = messages[start : start + CHUNK]
+        for topic, payload in chunk:
+            device.publish(topic, payload, qos=1)
+        goal, deadline = start + len(chunk), time.monotonic() + 300
+        with lock:
+            while acked[0] < goal:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"flood: only {acked[0]} of {len(messages)} acknowledged")
+                lock.wait(timeout=1.0)
     device.disconnect()
     device.loop_stop()
 
