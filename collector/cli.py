@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from collector.config import CollectorSettings, ConfigError, load_settings
+from collector.config import CollectorSettings, ConfigError, dlq_path_of, load_settings
 
 app = typer.Typer(no_args_is_help=True)
 dlq_app = typer.Typer(no_args_is_help=True, help="Inspect and replay the dead-letter store.")
@@ -17,6 +17,27 @@ app.add_typer(dlq_app, name="dlq")
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="YAML configuration file.", exists=True)
+]
+
+
+def _dlq_path(config: Path | None, dlq: Path | None) -> Path:
+    """The local dead-letter file: no broker or InfluxDB secrets needed to read it."""
+    path = dlq
+    if path is None:
+        try:
+            path = dlq_path_of(config)
+        except ConfigError as err:
+            typer.echo(err.report(), err=True)
+            raise typer.Exit(2) from None
+    if not path.is_file():
+        typer.echo(f"no dead-letter store at {path} (nothing was dead-lettered yet?)", err=True)
+        raise typer.Exit(1)
+    return path
+
+
+DlqOption = Annotated[
+    Path | None,
+    typer.Option("--dlq", help="The dead-letter file (default: dlq_path of --config or env)."),
 ]
 
 
@@ -53,13 +74,14 @@ def dlq_list(
     reason: Annotated[str | None, typer.Option(help="Only this reason.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Include replayed letters.")] = False,
     limit: int = 100,
+    dlq: DlqOption = None,
 ) -> None:
     """One line per dead letter: id, time, kind, reason, topic, detail."""
     from datetime import UTC, datetime
 
     from collector.dlq import DeadLetterStore
 
-    store = DeadLetterStore(_settings(config).dlq_path)
+    store = DeadLetterStore(_dlq_path(config, dlq))
     for letter in store.list(reason=reason, include_replayed=all_, limit=limit):
         when = datetime.fromtimestamp(letter.at, UTC).isoformat(timespec="seconds")
         mark = " (replayed)" if letter.replayed_at else ""
@@ -72,11 +94,11 @@ def dlq_list(
 
 
 @dlq_app.command("show")
-def dlq_show(letter_id: int, config: ConfigOption = None) -> None:
+def dlq_show(letter_id: int, config: ConfigOption = None, dlq: DlqOption = None) -> None:
     """Everything stored about one dead letter, payload included."""
     from collector.dlq import DeadLetterStore
 
-    letter = DeadLetterStore(_settings(config).dlq_path).get(letter_id)
+    letter = DeadLetterStore(_dlq_path(config, dlq)).get(letter_id)
     if letter is None:
         typer.echo(f"no dead letter {letter_id}", err=True)
         raise typer.Exit(1)

@@ -62,6 +62,11 @@ class ValidationSettings(_Section):
     """Key id -> HMAC key (env only: TAKT_COLLECTOR_VALIDATION__SIGNING_KEYS='{"k1":"..."}')."""
     check_topic: bool = True
     """Dead-letter a batch whose agent is not the one its topic names."""
+    report_gaps: bool = True
+    """Count and log sequence gaps. Turn off when several collectors share ``mqtt.group``:
+    each then sees only part of every agent's stream, so every batch looks like a gap
+    (measured in the site bench: one warning per message). Nothing is lost either way:
+    agents keep every event until a collector confirms it stored."""
     dedupe_streams: int = Field(default=10_000, ge=1)
     dedupe_holes: int = Field(default=100_000, ge=1)
 
@@ -134,3 +139,29 @@ class CollectorSettings(TaktSettings):
 def load_settings(path: Path | None, **overrides: Any) -> CollectorSettings:
     """Read ``path`` (optional) and the environment; a ConfigError lists every problem."""
     return load_file_settings(CollectorSettings, path, **overrides)
+
+
+def dlq_path_of(path: Path | None) -> Path:
+    """Where the dead-letter store is, from ``dlq_path`` of the file or the environment only.
+
+    Reading the local dead letters (``takt collector dlq list|show``) needs no broker or
+    InfluxDB, so it must not demand their secrets: only this one key is read, and the
+    rest of the file is not validated. ``replay`` loads the whole settings instead.
+    """
+    import os
+
+    from takt_common.yamlfile import read_yaml
+
+    from_env = os.environ.get(f"{ENV_PREFIX}DLQ_PATH")
+    if from_env:
+        return Path(from_env)
+    if path is not None:
+        doc = read_yaml(path, what="the collector configuration")
+        value = doc.data.get("dlq_path")
+        if value is not None:
+            if not isinstance(value, str) or not value:
+                raise ConfigError([doc.problem(("dlq_path",), "must be a file path")])
+            return Path(value)
+    default = CollectorSettings.model_fields["dlq_path"].default
+    assert isinstance(default, Path)
+    return default

@@ -251,7 +251,7 @@ class Collector:
                 "dead-lettered",
                 extra={"kind": letter.kind, "reason": letter.reason, "detail": letter.detail[:300]},
             )
-        for gap in outcome.gaps:
+        for gap in outcome.gaps if self.settings.validation.report_gaps else ():
             m.gaps.inc()
             m.missing.inc(gap.missing)
             log.warning(

@@ -108,12 +108,24 @@ class LocalStack:
     ports: Ports = field(default_factory=Ports)
     broker: Mosquitto | None = None
     database: Influxd | None = None
+    gateways: tuple[str, ...] = ()
+    """Gateways besides ``agent_id`` (the site bench runs several): each its own MQTT user
+    and signing key id, as a real site has."""
+    collectors: int = 1
+    """Collectors sharing one subscription group (they then do not report sequence gaps:
+    each sees only part of every stream)."""
+    agent_ports: dict[str, int] = field(default_factory=dict)
+    collector_ports: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def agent_ids(self) -> tuple[str, ...]:
+        return (self.agent_id, *self.gateways)
 
     # -- infrastructure ---------------------------------------------------------
     def start_services(self) -> tuple[Mosquitto, Influxd]:
         broker = mosquitto(
             self.workdir / "mosquitto",
-            users={**self.secrets.mqtt, self.agent_id: self.secrets.agent_mqtt},
+            users={**self.secrets.mqtt, **dict.fromkeys(self.agent_ids, self.secrets.agent_mqtt)},
             extra_config=f"acl_file {ACL_FILE}\n",
             max_packet_size=MAX_PACKET_SIZE,
         )
@@ -137,28 +149,43 @@ class LocalStack:
     @property
     def signing_key_id(self) -> str:
         """The agent's key id, bound to it: the collector refuses it on another agent's batch."""
-        return f"{self.agent_id}@{SIGNING_KEY_LABEL}"
+        return self.key_id(self.agent_id)
+
+    @staticmethod
+    def key_id(agent_id: str) -> str:
+        return f"{agent_id}@{SIGNING_KEY_LABEL}"
 
     @property
     def signing_keys_json(self) -> str:
         """The consumers' key table (collector and alert engine get the same one)."""
-        return json.dumps({self.signing_key_id: self.secrets.batch_signing_key})
+        return json.dumps(
+            dict.fromkeys(map(self.key_id, self.agent_ids), self.secrets.batch_signing_key)
+        )
 
-    def agent_config(self, stations: Iterable[Mapping[str, Any]], roster: Path) -> Path:
-        path = self.workdir / "agent" / "gateway.yaml"
+    def agent_http_port(self, agent_id: str | None = None) -> int:
+        if agent_id is None or agent_id == self.agent_id:
+            return self.ports.agent_http
+        return self.agent_ports.setdefault(agent_id, free_port())
+
+    def agent_config(
+        self, stations: Iterable[Mapping[str, Any]], roster: Path, agent_id: str | None = None
+    ) -> Path:
+        agent_id = agent_id or self.agent_id
+        folder = "agent" if agent_id == self.agent_id else f"agent-{agent_id}"
+        path = self.workdir / folder / "gateway.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
         config = {
-            "agent_id": self.agent_id,
+            "agent_id": agent_id,
             "site": self.site,
             "broker": {
                 "host": "127.0.0.1",
                 "port": self._broker().port,
-                "username": self.agent_id,  # its own user: the ACL lets it write only its topics
+                "username": agent_id,  # its own user: the ACL lets it write only its topics
                 "reconnect_max_s": 2.0,
             },
             "outbox": {"path": str(path.parent / "outbox.db")},
-            "publish": {"historical_after_s": 5.0, "signing_key_id": self.signing_key_id},
-            "http": {"port": self.ports.agent_http},
+            "publish": {"historical_after_s": 5.0, "signing_key_id": self.key_id(agent_id)},
+            "http": {"port": self.agent_http_port(agent_id)},
             "roster": str(roster),
             "signing": True,
             "work_interval_s": 60,
@@ -188,53 +215,63 @@ class LocalStack:
         stations = agent_stations(floor.endpoints, self._broker().port)
         return self.start_agent(stations, floor.workdir / "roster.yaml")
 
-    def start_agent(self, stations: Iterable[Mapping[str, Any]], roster: Path) -> Child:
-        config = self.agent_config(stations, roster)
+    def start_agent(
+        self, stations: Iterable[Mapping[str, Any]], roster: Path, agent_id: str | None = None
+    ) -> Child:
+        agent_id = agent_id or self.agent_id
+        config = self.agent_config(stations, roster, agent_id)
         env = {
             "TAKT_AGENT_BROKER__PASSWORD": self.secrets.agent_mqtt,
             DEVICE_PASSWORD_ENV: self.secrets.mqtt["takt-agent"],
             "TAKT_AGENT_SIGNING_KEY": self.secrets.batch_signing_key,
         }
-        child = self.group.spawn(
-            "agent", takt_command("agent", "run", "--config", str(config)), env
-        )
-        wait_http(f"http://127.0.0.1:{self.ports.agent_http}/healthz", 30, child)
+        name = "agent" if agent_id == self.agent_id else f"agent-{agent_id}"
+        child = self.group.spawn(name, takt_command("agent", "run", "--config", str(config)), env)
+        wait_http(f"http://127.0.0.1:{self.agent_http_port(agent_id)}/healthz", 30, child)
         return child
 
     # -- collector --------------------------------------------------------------
-    def collector_config(self) -> Path:
-        path = self.workdir / "collector" / "collector.yaml"
+    def collector_http_port(self, index: int = 0) -> int:
+        if index == 0:
+            return self.ports.collector_http
+        return self.collector_ports.setdefault(index, free_port())
+
+    def collector_config(self, index: int = 0) -> Path:
+        """Collector ``index`` (0: the only one, usually); all share one subscription group."""
+        suffix = f"-{index}" if index else ""
+        path = self.workdir / f"collector{suffix}" / "collector.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
         config = {
             "mqtt": {
                 "host": "127.0.0.1",
                 "port": self._broker().port,
                 "username": "takt-collector",
-                "client_id": "takt-collector-demo",
+                "client_id": f"takt-collector-demo{suffix}",
             },
             "influx": {
                 "url": self._database().url,
                 "database": INFLUX_DB,
                 "username": "admin",
             },
-            "http": {"port": self.ports.collector_http},
-            "validation": {"require_signature": True},
+            "http": {"port": self.collector_http_port(index)},
+            "validation": {"require_signature": True, "report_gaps": self.collectors == 1},
             "dlq_path": str(path.parent / "dead-letters.sqlite"),
         }
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return path
 
-    def start_collector(self) -> Child:
-        config = self.collector_config()
+    def start_collector(self, index: int = 0) -> Child:
+        config = self.collector_config(index)
         env = {
             "TAKT_COLLECTOR_MQTT__PASSWORD": self.secrets.mqtt["takt-collector"],
             "TAKT_COLLECTOR_INFLUX__PASSWORD": self.secrets.influx_admin,
             "TAKT_COLLECTOR_VALIDATION__SIGNING_KEYS": self.signing_keys_json,
         }
+        name = f"collector-{index}" if index else "collector"
         child = self.group.spawn(
-            "collector", takt_command("collector", "run", "--config", str(config)), env
+            name, takt_command("collector", "run", "--config", str(config)), env
         )
-        wait_http(f"http://127.0.0.1:{self.ports.collector_http}/healthz", 30, child)
+        wait_http(f"http://127.0.0.1:{self.collector_http_port(index)}/healthz", 30, child)
         return child
 
     # -- KPI service ------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Serves the board and the worker page (static files); no page holds data until a key is given.
 
 ``board/`` is the supervisors' board; ``board/me.html`` is a worker's own page, opened from
-the link or QR code of a ``self`` key (``api/routes/selfservice.py``).
+the link or QR code of a ``self`` key (``api/routes/selfservice.py``); ``board/hr.html`` is
+HR's charts (trend, distribution, down-time Pareto) over the HR API; ``charts.js`` draws
+the SVG charts for any page.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ FILES = {
     "me.html": "text/html",
     "me.js": "text/javascript",
     "me.css": "text/css",
+    "hr.html": "text/html",
+    "hr.js": "text/javascript",
+    "hr.css": "text/css",
+    "charts.js": "text/javascript",
 }
 HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'",

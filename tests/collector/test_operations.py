@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from collector.cli import app
-from collector.dlq import DeadLetterStore
+from collector.dlq import DeadLetter, DeadLetterStore
 from collector.testing import Scenario, publish
 from takt_cli.localservices import Influxd, Mosquitto
 from takt_wire import Batch, encode_batch
@@ -141,3 +141,47 @@ def test_a_replay_the_broker_refuses_is_not_marked_replayed(
     store.add([DeadLetter("message", "invalid", "test", events_topic("s1", "a1"), payload, {})])
     assert replay(store, settings, store.list()) == 0
     assert len(store.list()) == 1, "a refused publish must not mark the letter replayed"
+
+
+def test_reading_dead_letters_needs_no_network_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`dlq list|show` on a gateway-less laptop: a production file, no passwords set."""
+    for name in ("TAKT_COLLECTOR_MQTT__PASSWORD", "TAKT_COLLECTOR_INFLUX__PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("TAKT_COLLECTOR_DLQ_PATH", raising=False)
+    store_path = tmp_path / "letters.sqlite"
+    store = DeadLetterStore(store_path)
+    store.add([DeadLetter("message", "malformed_json", "not JSON", "takt/v1/s1/events/a1",
+                          b"{oops", {})])  # fmt: skip
+    store.close()
+    config = tmp_path / "collector.yaml"
+    config.write_text(
+        "environment: production\n"
+        "mqtt: {username: takt-collector}\n"
+        "validation: {require_signature: true}\n"  # would fail a full load (no keys)
+        f"dlq_path: {store_path}\n"
+    )
+    runner = CliRunner()
+    assert runner.invoke(app, ["run", "--config", str(config)]).exit_code == 2  # full load fails
+
+    listed = runner.invoke(app, ["dlq", "list", "--config", str(config)])
+    assert listed.exit_code == 0, listed.output
+    assert "malformed_json" in listed.output and "config error" not in listed.output
+    letter_id = listed.output.split("\t", 1)[0]
+    shown = runner.invoke(app, ["dlq", "show", letter_id, "--dlq", str(store_path)])
+    assert shown.exit_code == 0 and "{oops" in shown.output
+
+    monkeypatch.setenv("TAKT_COLLECTOR_DLQ_PATH", str(store_path))
+    assert "malformed_json" in runner.invoke(app, ["dlq", "list"]).output
+
+    missing = runner.invoke(app, ["dlq", "list", "--dlq", str(tmp_path / "none.sqlite")])
+    assert missing.exit_code == 1 and "no dead-letter store" in missing.output
+    assert not (tmp_path / "none.sqlite").exists(), "reading must not create the store"
+
+    monkeypatch.delenv("TAKT_COLLECTOR_DLQ_PATH")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("dlq_path: [1, 2]\n")
+    refused = runner.invoke(app, ["dlq", "list", "--config", str(bad)])
+    assert refused.exit_code == 2, refused.output
+    assert "bad.yaml:1" in refused.output and "dlq_path" in refused.output

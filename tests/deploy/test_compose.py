@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -111,23 +112,57 @@ def test_collector_and_agent_configs_load(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert settings.validation.require_signature
     assert list(settings.validation.signing_keys) == ["gw-compose"]
 
-    gateway = yaml.safe_load((REPO / "deploy/takt/gateway.yaml").read_text())
-    roster = tmp_path / "roster.yaml"
-    roster.write_text("badges: {04A3F2: W001}\n")
-    gateway["roster"] = str(roster)
-    gateway["outbox"]["path"] = str(tmp_path / "outbox.db")
-    assert gateway["profiles_dir"] == "/app/device_profiles"  # where the image has them
-    gateway["profiles_dir"] = str(REPO / "device_profiles")
-    path = tmp_path / "gateway.yaml"
-    path.write_text(yaml.safe_dump(gateway))
-    monkeypatch.setenv("TAKT_AGENT_BROKER__PASSWORD", "z")
-    monkeypatch.setenv("TAKT_AGENT_DEVICE_PASSWORD", "d")
-    monkeypatch.setenv("TAKT_AGENT_SIGNING_KEY", SECRETS["SIGNING_KEY_GW_COMPOSE"])
-    config, _profiles = load_gateway_config(path)
+    # The gateway example as the image runs it: relative paths, secrets from the env.
+    agent_env = rendered()["services"]["agent"]["environment"]  # type: ignore[index]
+    for key, value in agent_env.items():
+        monkeypatch.setenv(key, value)
+    config, _profiles = load_gateway_config(REPO / "deploy/takt/gateway.yaml")
     assert {s.id for s in config.stations} == {"S1", "S2", "S3"}
+    assert config.profiles_dir is not None
+    assert config.profiles_dir.resolve() == (REPO / "device_profiles").resolve()
     # Its own MQTT user, named like its agent id, and every batch signed with its own key.
     assert config.broker.username == config.agent_id == "gw-compose"
     assert config.signing and config.publish.signing_key_id == "gw-compose"
+
+
+def test_readme_gateway_example_passes_check_config_on_a_plain_checkout() -> None:
+    """`takt agent check-config` on the file the README links, from the checkout itself.
+
+    Only the variables docker-compose hands the agent (each one from .env.example) are
+    set; without them the command fails and names each missing one.
+    """
+    readme = (REPO / "README.md").read_text()
+    assert "(deploy/takt/gateway.yaml)" in readme
+    agent_env = rendered()["services"]["agent"]["environment"]  # type: ignore[index]
+    compose_text = (REPO / "docker-compose.yml").read_text()
+    example_names = {
+        line.split("=", 1)[0]
+        for line in (REPO / ".env.example").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    }
+    for key in agent_env:
+        source = compose_text.split(f"{key}: ${{", 1)[1].split(":", 1)[0]
+        assert source in example_names, f"{key} comes from {source}, not in .env.example"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("TAKT_")}
+    takt = [sys.executable, "-m", "takt_cli.main"]
+    args = [*takt, "agent", "check-config", "deploy/takt/gateway.yaml"]
+    run = subprocess.run(
+        args, env={**clean, **agent_env}, cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "ok: agent gw-compose at site plant1, 3 stations" in run.stdout
+    bare = subprocess.run(args, env=clean, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert bare.returncode == 2 and "TAKT_AGENT_SIGNING_KEY" in bare.stderr, bare.stderr
+
+
+def test_example_roster_is_the_demo_scenario_s(tmp_path: Path) -> None:
+    """The shipped roster equals what the simulator writes for the demo line."""
+    from simulators.ledger import write_roster
+    from simulators.scenario import load_scenario
+
+    written = write_roster(load_scenario(REPO / "simulators/scenarios/demo.yaml"), tmp_path)
+    shipped = yaml.safe_load((REPO / "deploy/takt/roster.yaml").read_text())
+    assert shipped == yaml.safe_load(written.read_text())
 
 
 def test_kpi_environment_from_compose_loads(monkeypatch: pytest.MonkeyPatch) -> None:
