@@ -42,6 +42,8 @@ from takt_cli.localservices import free_port, mosquitto
 
 SAMPLE_EVERY_S = 5.0
 WARMUP_S = 60.0
+MIN_SLOPE_SPAN_S = 240.0
+"""A slope over less than four minutes of samples says nothing (None is reported)."""
 TARGETS_MB = {"mqtt_100": 60.0, "mqtt_1000": 150.0, "opcua_100": 90.0}
 
 
@@ -80,9 +82,10 @@ class Devices:
         self.client.loop_stop()
 
 
-def _slope_mb_per_h(samples: list[tuple[float, float]]) -> float | None:
-    """Least-squares slope of (seconds, MB) samples, in MB per hour."""
-    if len(samples) < 3:
+def _slope_mb_per_h(samples: list[tuple[float, float]], min_span_s: float = 0.0) -> float | None:
+    """Least-squares slope of (seconds, MB) samples, in MB per hour; None for fewer
+    than three samples or a span shorter than ``min_span_s`` (no trend to speak of)."""
+    if len(samples) < 3 or samples[-1][0] - samples[0][0] < min_span_s:
         return None
     xs, ys = [s for s, _ in samples], [m for _, m in samples]
     return round(statistics.linear_regression(xs, ys).slope * 3600, 2)
@@ -114,7 +117,7 @@ def _agent(config: Path, seconds: float, check: Any = None) -> dict[str, Any]:
         "rss_mb": final["rss_mb"],
         "peak_rss_mb": final["peak_rss_mb"],
         "samples": len(samples),
-        "slope_mb_per_h": _slope_mb_per_h(steady),
+        "slope_mb_per_h": _slope_mb_per_h(steady, MIN_SLOPE_SPAN_S),
         "first_steady_mb": steady[0][1] if steady else None,
     }
 

@@ -35,6 +35,7 @@ def test_slope_is_the_least_squares_line_in_mb_per_hour() -> None:
     assert _slope_mb_per_h(samples) == pytest.approx(slope * 3600, abs=0.01)
     assert 29.0 < slope * 3600 < 31.0
     assert _slope_mb_per_h(samples[:2]) is None  # two points are not a trend
+    assert _slope_mb_per_h(samples, min_span_s=600) is None  # 9 minutes of samples
 
 
 def test_verdicts() -> None:

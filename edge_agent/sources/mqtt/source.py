@@ -113,8 +113,17 @@ class MqttSource:
             protocol=311,
             name=self.name,
         )
-        async with session:
-            await asyncio.Event().wait()
+        try:
+            async with session:
+                await asyncio.Event().wait()
+        finally:
+            # Readings not yet handed over stay unacknowledged: the broker delivers
+            # them again to the next session.
+            if self._handing is not None:
+                self._handing.cancel()
+            for _raw, _message, future in self._waiting:
+                future.cancel()
+            self._waiting = []
 
     def _hand_over(
         self, sink: Sink, session: MqttSession, raw: RawReading, message: Message
