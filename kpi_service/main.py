@@ -16,6 +16,7 @@ from starlette.types import Scope
 from kpi_service.api.auditing import AuditMiddleware
 from kpi_service.api.guard import RequestGuard
 from kpi_service.api.main import api_router
+from kpi_service.board.pairing_routes import REDEEM_PATH
 from kpi_service.core.apikeys import KeyStore, Principal, Refused
 from kpi_service.core.audit import AuditLog
 from kpi_service.core.config import Settings, load_settings
@@ -95,7 +96,10 @@ def create_app(
 
     app.include_router(api_router)
     app.add_middleware(
-        RequestGuard, max_body_bytes=settings.max_body_bytes, authenticate=_authenticate
+        RequestGuard,
+        max_body_bytes=settings.max_body_bytes,
+        authenticate=_authenticate,
+        open_paths=frozenset({REDEEM_PATH}),
     )
     # Added last, so outermost: a request the guard refuses (no key, oversized body)
     # is audited too.

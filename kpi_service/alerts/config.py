@@ -111,6 +111,13 @@ class AlertSettings(TaktSettings):
 
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     board_window_minutes: float = Field(default=15.0, gt=0)
+    board_stale_after_s: float = Field(
+        default=120.0,
+        gt=0,
+        le=86_400,
+        description="The board greys a station out and labels it stale when its newest data "
+        "is older than this (line time).",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -42,7 +42,9 @@ def obs_of(point: StoredPoint) -> Obs | None:
                    effective_s=effective)  # fmt: skip
     if m == "states":
         worker = str(fields.get("worker") or "")
-        return Obs("state", site, line, station, worker, ts, state=tags["state"])
+        reason = tags.get("reason") or ""
+        reason = "" if reason == "none" else reason  # the collector's tag for "no reason"
+        return Obs("state", site, line, station, worker, ts, state=tags["state"], reason=reason)
     if m == "sessions":
         return Obs("session", site, line, station, tags["worker"], ts, action=tags["action"])
     return None

@@ -33,6 +33,8 @@ class Obs:
     start: float = 0.0
     effective_s: float = 0.0
     state: str = ""
+    reason: str = ""
+    """A machine state's reason code (why it is down), as the device gave it."""
     action: str = ""
 
 
@@ -57,7 +59,8 @@ def obs_from_event(event: Event) -> Obs | None:
             **base,  # type: ignore[arg-type]
         )
     if isinstance(event, StateEvent):
-        return Obs(kind="state", state=event.state, **base)  # type: ignore[arg-type]
+        reason = event.reason or ""
+        return Obs(kind="state", state=event.state, reason=reason, **base)  # type: ignore[arg-type]
     if isinstance(event, SessionEvent):
         return Obs(kind="session", action=event.action, **base)  # type: ignore[arg-type]
     return None
@@ -95,13 +98,21 @@ class Series:
     """Minutes -> running totals of that window."""
     work: list[tuple[float, float, float, str]] = field(default_factory=list)
     """(end ts, start ts, effective seconds, station), sorted."""
-    states: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
-    """station -> [(ts, state)], sorted."""
+    states: dict[str, list[tuple[float, str, str]]] = field(default_factory=dict)
+    """station -> [(ts, state, reason)], sorted."""
     last_output: float | None = None
     """Event time of the last unit, or of the moment the scope became active."""
+    last_seen: float | None = None
+    """Event time of the newest observation of any kind (the board's "as of")."""
     logged_in: bool = True
+    """False after a logout; a worker seen without any session event counts as present."""
+    login_at: float | None = None
+    """Event time of the login in force (None: logged out, or no login seen)."""
+    _session_ts: float | None = None
 
     def add(self, obs: Obs) -> None:
+        if self.last_seen is None or obs.ts > self.last_seen:
+            self.last_seen = obs.ts
         if obs.kind == "unit":
             self._add_units(obs)
             self._touch(obs.ts)
@@ -111,13 +122,18 @@ class Series:
                 self._touch(obs.start)
         elif obs.kind == "state":
             timeline = self.states.setdefault(obs.station, [])
-            bisect.insort(timeline, (obs.ts, obs.state))
-            index = bisect.bisect_left(timeline, (obs.ts, obs.state))
+            entry = (obs.ts, obs.state, obs.reason)
+            bisect.insort(timeline, entry)
+            index = bisect.bisect_left(timeline, entry)
             before = timeline[index - 1][1] if index > 0 else None
             if obs.state == "running" and before != "running":
                 self._touch(obs.ts)
         elif obs.kind == "session":
+            if self._session_ts is not None and obs.ts < self._session_ts:
+                return  # a late, older session event does not undo a newer one
+            self._session_ts = obs.ts
             self.logged_in = obs.action == "login"
+            self.login_at = obs.ts if self.logged_in else None
             if self.logged_in:
                 self._touch(obs.ts)
 
@@ -218,6 +234,20 @@ class Series:
                 return state
         return None
 
+    def current_run(self, station: str) -> tuple[str, str, float] | None:
+        """(state, reason, since): the state in force at ``station``, its reason and the
+        event time it began (consecutive events of the same state and reason are one run)."""
+        timeline = self.states.get(station)
+        if not timeline:
+            return None
+        _, state, reason = timeline[-1]
+        since = timeline[-1][0]
+        for ts, other, other_reason in reversed(timeline):
+            if (other, other_reason) != (state, reason):
+                break
+            since = ts
+        return state, reason, since
+
 
 def efficiency_inputs(
     series: Series, now: float, minutes: float, cycle: float | dict[str, float]
@@ -254,7 +284,7 @@ def down_minutes(series: Series, now: float, minutes: float) -> float:
     start_ts = now - minutes * 60.0
     total = 0.0
     for timeline in series.states.values():
-        for index, (ts, state) in enumerate(timeline):
+        for index, (ts, state, _reason) in enumerate(timeline):
             if state != "down" or ts >= now:
                 continue
             end = timeline[index + 1][0] if index + 1 < len(timeline) else now

@@ -37,11 +37,14 @@ class RequestGuard:
         max_body_bytes: int,
         authenticate: Callable[[Scope, str], Principal | Refused | None],
         protected_prefix: str = "/api/",
+        open_paths: frozenset[str] = frozenset(),
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.authenticate = authenticate
         self.protected_prefix = protected_prefix
+        self.open_paths = open_paths
+        """Paths whose callers have no key yet (pairing a tablet); bodies still bounded."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -50,7 +53,8 @@ class RequestGuard:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         declared = headers.get("content-length")
         has_body = scope["method"] in BODY_METHODS or bool(declared and declared != "0")
-        if has_body and scope["path"].startswith(self.protected_prefix):
+        protected = scope["path"].startswith(self.protected_prefix)
+        if has_body and protected and scope["path"] not in self.open_paths:
             key = _credentials(headers)
             found = None
             if key:

@@ -20,6 +20,7 @@ from kpi_service.api.routes import (
     targets,
     workers,
 )
+from kpi_service.board import pairing_routes
 
 api_router = APIRouter(
     prefix="/api/v1",
@@ -36,6 +37,8 @@ api_router.include_router(workers.router)
 api_router.include_router(distribution.router)
 api_router.include_router(calendar.router)
 api_router.include_router(audit.router)
+# Before the board's static files (``/board/{name}``), which would shadow it.
+api_router.include_router(pairing_routes.router)
 api_router.include_router(alerts.router)
 api_router.include_router(schemes.router)
 api_router.include_router(scores.router)

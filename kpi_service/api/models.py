@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    create_model,
+    field_serializer,
+    model_validator,
+)
 
 from kpi_service.kpi.metrics import METRICS, Metric
 
@@ -43,7 +53,31 @@ _EXAMPLE_ROW: dict[str, Any] = {
     "first_pass_yield": None,
     "quality_rate": 0.98904,
     "effective_hours": 7.0,
+    "defect_rate_pct": 1.1,
+    "quality_rate_pct": 98.9,
+    "first_pass_yield_pct": None,
 }
+
+PCT_COMPANIONS: dict[str, str] = {
+    m.name: f"{m.name}_pct" for m in METRICS.values() if m.unit == "ratio"
+}
+"""The unit convention (docs/kpi-service.md, "Units"): a rate is a fraction (0..1) under its
+own name, and its ``*_pct`` companion is the same rate in percent; a figure that is a
+percentage by definition says so in its name (``pct_of_standard``)."""
+EDGE_DIGITS = 7
+"""Floats leave the API rounded to this many significant digits: float noise such as
+``0.30000000000000004`` or ``5.555555555555555`` stays inside, while a figure keeps more
+precision than any use of it needs (relative error under 5e-7); ``*_pct`` companions are
+rounded to 2 decimals."""
+PCT_DIGITS = 2
+
+
+def edge(value: Any) -> Any:
+    if isinstance(value, float):
+        return float(f"{value:.{EDGE_DIGITS}g}") if math.isfinite(value) else value
+    if isinstance(value, dict):
+        return {k: edge(v) for k, v in value.items()}
+    return value
 
 
 class KpiRowBase(BaseModel):
@@ -77,6 +111,32 @@ class KpiRowBase(BaseModel):
     )
     serials: int = Field(description="Distinct unit serials seen (0 when not requested/tracked).")
     serials_passed: int = Field(0, description="Serials whose first unit event was good.")
+    stations: list[str] | None = Field(
+        None,
+        description="Worker rows: every 'line/station' the worker was at in the bucket, the "
+        "main one first (most logged-in time, then most units); line and station are the "
+        "main one's.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _percent_companions(cls, data: Any) -> Any:
+        """Each rate's ``*_pct`` companion, from the fraction (never computed twice)."""
+        if isinstance(data, dict) and any(
+            n in data and p not in data for n, p in PCT_COMPANIONS.items()
+        ):
+            data = dict(data)
+            for name, pct in PCT_COMPANIONS.items():
+                value = data.get(name)
+                data.setdefault(pct, None if value is None else round(100.0 * value, PCT_DIGITS))
+        return data
+
+    # No return annotation on purpose: with one, the OpenAPI schema of every field would
+    # become that annotation; without, each field keeps its own schema.
+    @field_serializer("*", mode="wrap")
+    def _rounded(self, value: Any, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        """Rounding at the edge: what is computed keeps full precision until it leaves."""
+        return edge(handler(value))
 
 
 def _metric_field(m: Metric) -> Any:
@@ -95,6 +155,13 @@ else:
         __base__=KpiRowBase,
         __doc__=KpiRowBase.__doc__,
         **{m.name: _metric_field(m) for m in METRICS.values()},
+        **{
+            pct: (
+                float | None,
+                Field(None, description=f"{name} in percent (100 * {name}), 2 decimals."),
+            )
+            for name, pct in PCT_COMPANIONS.items()
+        },
     )
 
 
@@ -144,6 +211,26 @@ class BandOut(BaseModel):
     workers: list[str]
 
 
+class HistogramBin(BaseModel):
+    lo: float = Field(description="Lower edge (inclusive).")
+    hi: float = Field(description="Upper edge (exclusive; inclusive for the last bin).")
+    count: int
+
+
+class ComparableGroup(BaseModel):
+    """Workers whose figures may be set side by side: their main stations share one
+    standard (or, for % of standard, which the standard already normalises, any standard)."""
+
+    standard_cycle_s: float | None = Field(
+        description="The main stations' standard cycle; None: no standard, or any standard "
+        "for % of standard."
+    )
+    stations: list[str] = Field(description="Main stations ('line/station') in the group.")
+    workers: int
+    percentiles: dict[str, float] = Field(description="Empty below the minimum n.")
+    histogram: list[HistogramBin]
+
+
 class Distribution(BaseModel):
     metric: str
     start: datetime
@@ -152,6 +239,15 @@ class Distribution(BaseModel):
     percentiles: dict[str, float]
     bands: list[BandOut]
     note: str
+    min_workers: int = Field(0, description="The minimum n (settings) below which it warns.")
+    min_effective_hours: float = Field(0.0, description="Workers with less were left out.")
+    histogram: list[HistogramBin] = Field(default_factory=list)
+    groups: list[ComparableGroup] = Field(
+        default_factory=list,
+        description="The same workers split into comparable groups (same standard); read "
+        "these when the warnings say the whole mixes standards.",
+    )
+    warnings: list[str] = Field(default_factory=list)
 
 
 class ShiftOut(BaseModel):

@@ -24,7 +24,9 @@ from kpi_service.store.db import Database, as_utc, utcnow
 from kpi_service.store.tables import apikeys
 from takt_common.errors import TaktError
 
-SCOPES = frozenset({"hr:read", "hr:write", "supervisor", "admin", "ingest", "self"})
+SCOPES = frozenset({"hr:read", "hr:write", "supervisor", "admin", "ingest", "self", "board"})
+"""``board``: the supervisor board of some lines only (live figures, alerts, acknowledging),
+no KPI reads; what a paired tablet or wall screen gets (``kpi_service/board/pairing.py``)."""
 KEY_PREFIX = "takt_"
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 
@@ -100,6 +102,8 @@ def _check(scopes: frozenset[str], lines: frozenset[str] | None, worker: str | N
         raise ValueError("a self key has the self scope alone")
     if "supervisor" in scopes and not lines and "admin" not in scopes:
         raise ValueError("a supervisor key needs --lines (the lines it supervises)")
+    if "board" in scopes and not lines and "admin" not in scopes:
+        raise ValueError("a board key needs --lines (the lines its board shows)")
 
 
 class KeyStore:

@@ -149,6 +149,20 @@ class Settings(TaktSettings):
     bands: list[Band] = Field(default_factory=_default_bands)
     max_page_size: int = Field(default=500, ge=1, le=10_000)
     max_evidence_rows: int = Field(default=5_000, ge=1, le=100_000)
+    distribution_min_workers: int = Field(
+        default=5,
+        ge=1,
+        le=10_000,
+        description="A distribution over fewer comparable workers carries a warning: "
+        "percentiles of a handful of people single them out and mean little.",
+    )
+    distribution_min_effective_hours: float = Field(
+        default=1.0,
+        ge=0,
+        le=10_000,
+        description="Workers with less effective time in the period are left out of a "
+        "distribution (default of the endpoint's min_effective_hours).",
+    )
     max_body_bytes: int = Field(
         default=1_048_576,
         ge=1024,

@@ -16,6 +16,7 @@ import pandas as pd
 from kpi_service.core.config import Standard
 from kpi_service.kpi.calendar import UNSCHEDULED, Bucket
 from kpi_service.kpi.metrics import Sums, values
+from kpi_service.kpi.places import worker_places
 from takt_wire import UNATTRIBUTED
 
 Entity = Literal["worker", "station", "line", "site"]
@@ -137,7 +138,12 @@ def compute_kpis(
         return []
     merged = pd.concat(parts, axis=1).reset_index()
     records: list[dict[str, Any]] = merged.to_dict("records")  # type: ignore[assignment]
-    return [_row(r, keys, bucket_list) for r in records]
+    rows = [_row(r, keys, bucket_list) for r in records]
+    if entity == "worker":  # where the worker worked: main line and station, and the list
+        places = worker_places(units, work)
+        for row, record in zip(rows, records, strict=True):
+            row.update(places.get((str(record["worker"]), int(record["b"])), {}))
+    return rows
 
 
 def _nested(sums: pd.Series, keys: list[str], name: str) -> pd.DataFrame:

@@ -143,3 +143,18 @@ worker_roles = Table(
     Column("set_by", String(128), nullable=False),
     Index("worker_roles_worker", "worker", "effective_from"),
 )
+
+board_pairings = Table(
+    "board_pairings",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("code_hash", String(64), nullable=False, unique=True, comment="Keyed hash of code"),
+    Column("issued_by", String(128), nullable=False, comment="Principal that issued the code"),
+    Column("lines", Text, nullable=False, comment="JSON list: the lines the board key sees"),
+    Column("label", String(64), nullable=False, comment="Where the tablet hangs"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("key_days", Integer, nullable=False, comment="Validity of the board key, days"),
+    Column("redeemed_at", DateTime(timezone=True), nullable=True),
+    Column("key_name", String(64), nullable=True, comment="The board key it became"),
+)

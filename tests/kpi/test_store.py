@@ -22,17 +22,17 @@ from kpi_service.store.db import Database, alembic_config
 
 def test_a_new_store_is_migrated_to_head_and_reopening_is_harmless(store_url: str) -> None:
     db = Database(store_url)
-    assert db.revision() == "0006"
+    assert db.revision() == "0007"
     tables = set(sa.inspect(db.engine).get_table_names())
     assert {"apikeys", "audit", "alembic_version", "scheme_versions", "external_metrics",
             "targets", "target_acks", "period_closes", "worker_roles"} <= tables  # fmt: skip
     again = Database(store_url)
-    assert again.revision() == "0006"
+    assert again.revision() == "0007"
     # Migrations run both ways: down to nothing, up again.
     command.downgrade(alembic_config(db.engine), "base")
     assert "apikeys" not in sa.inspect(db.engine).get_table_names()
     command.upgrade(alembic_config(db.engine), "head")
-    assert db.revision() == "0006"
+    assert db.revision() == "0007"
     db.dispose()
 
 

@@ -12,6 +12,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal, cast
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import StreamingResponse
@@ -19,7 +20,8 @@ from pydantic import BaseModel
 
 from kpi_service.alerts import live
 from kpi_service.alerts.config import AlertSettings
-from kpi_service.alerts.model import Alert
+from kpi_service.alerts.display import alert_view
+from kpi_service.alerts.model import Alert, Transition
 from kpi_service.alerts.rules import RulesError, RuleSet
 from kpi_service.alerts.service import AlertService, Conflict, NotFound
 from kpi_service.api.deps import Principal, audited, require_scopes
@@ -53,7 +55,8 @@ def get_service(request: Request) -> AlertService:
 
 
 Service = Annotated[AlertService, Depends(get_service)]
-Supervisor = Annotated[Principal, Depends(audited("supervisor"))]
+Supervisor = Annotated[Principal, Depends(audited("supervisor", "board"))]
+"""A supervisor, or a board key (a paired tablet or wall screen), confined to its lines."""
 Admin = Annotated[Principal, Depends(require_scopes("admin"))]
 
 router = APIRouter(lifespan=alerts_lifespan)
@@ -90,14 +93,25 @@ async def list_alerts(
     return service.store.find(status=state, lines=lines, limit=limit, offset=offset)
 
 
-@alerts.get("/live", summary="Live figures of the visible lines and their open alerts")
-async def live_board(principal: Supervisor, service: Service) -> dict[str, Any]:
+def _snapshot(request: Request, service: AlertService, principal: Principal) -> dict[str, Any]:
     return live.snapshot(
         service.engine,
         service.clock(),
         service.settings.board_window_minutes,
         principal.may_see_line,
+        tz=_zone(request),
+        stale_after_s=service.settings.board_stale_after_s,
     )
+
+
+def _zone(request: Request) -> ZoneInfo:
+    """The site's time zone (the KPI settings'): the board shows line time in it."""
+    return ZoneInfo(request.app.state.settings.timezone)
+
+
+@alerts.get("/live", summary="Live figures of the visible lines and their open alerts")
+async def live_board(principal: Supervisor, service: Service, request: Request) -> dict[str, Any]:
+    return _snapshot(request, service, principal)
 
 
 @alerts.get(
@@ -108,16 +122,23 @@ async def live_board(principal: Supervisor, service: Service) -> dict[str, Any]:
 async def stream(
     principal: Supervisor,
     service: Service,
+    request: Request,
     snapshot_every_s: Annotated[float, Query(ge=0.5, le=60)] = 2.0,
 ) -> StreamingResponse:
+    zone = _zone(request)
+
     def snapshot() -> str:
-        data = live.snapshot(
-            service.engine,
-            service.clock(),
-            service.settings.board_window_minutes,
-            principal.may_see_line,
-        )
+        data = _snapshot(request, service, principal)
         return f"event: snapshot\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+    def shown(transition: Transition) -> str:
+        """A transition with the alert as the board shows it (rule window, line time)."""
+        alert = transition.alert
+        data = {
+            **transition.model_dump(mode="json"),
+            "alert": alert_view(alert, service.rules.rule(alert.rule_id), zone),
+        }
+        return f"event: transition\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
     async def events() -> AsyncIterator[str]:
         async with service.hub.subscribe() as queue:
@@ -132,7 +153,7 @@ async def stream(
                     yield "event: overflow\ndata: {}\n\n"
                     return
                 if principal.may_see_line(transition.alert.line):
-                    yield f"event: transition\ndata: {transition.model_dump_json()}\n\n"
+                    yield shown(transition)
 
     return StreamingResponse(
         events(),

@@ -91,7 +91,7 @@ ROWS = TypeAdapter(list[KpiRow])
 def _flat(row: dict[str, Any]) -> dict[str, Any]:
     return {
         k: json.dumps(v, sort_keys=True)
-        if isinstance(v, dict)
+        if isinstance(v, dict | list)
         else v.isoformat()
         if isinstance(v, date)
         else v

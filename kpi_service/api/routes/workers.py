@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import date
+import csv
+import io
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
-from kpi_service.api.deps import InfluxDep, KpiReader, SettingsDep
+from kpi_service.api.deps import InfluxDep, KpiReader, Principal, SettingsDep
 from kpi_service.api.models import DataQuality, EvidencePage, KpiPage, KpiRow, NameList
 from kpi_service.api.queries import KpiQuery, resolve_workers, run_kpis, scoped_lines
-from kpi_service.influx import InfluxError
-from kpi_service.kpi.calendar import Group
+from kpi_service.core.config import Settings
+from kpi_service.influx import InfluxError, InfluxReader
+from kpi_service.kpi.calendar import Bucket, Group
 from kpi_service.kpi.metrics import FORMULAS, METRICS, Sums, fmt
-from kpi_service.kpi.repository import Filters, evidence, unobserved
+from kpi_service.kpi.repository import EVIDENCE_FIELDS, Filters, evidence, unobserved
 
 router = APIRouter(tags=["workers"])
 
@@ -67,6 +71,57 @@ def explain(row: dict[str, Any] | None) -> dict[str, str]:
     return out
 
 
+async def _evidence(
+    worker_id: str,
+    principal: Principal,
+    settings: Settings,
+    reader: InfluxReader,
+    q: KpiQuery,
+    measurement: str,
+    limit: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], int, list[dict[str, Any]], list[Bucket], float, int]:
+    """(events, total, kpi rows, buckets, unobserved seconds, unobserved spans)."""
+    rows, _, bucket_list = await run_kpis(reader, settings, principal, q)
+    lines = scoped_lines(principal, q.lines)
+    try:
+        real = await resolve_workers(reader, settings, [worker_id], lines)
+        events: list[dict[str, Any]] = []
+        total = 0
+        blind_s, spans = 0.0, 0
+        if real:
+            filters = Filters(lines=lines, stations=frozenset(q.stations) if q.stations else None)
+            span = (bucket_list[0].start_ns, bucket_list[-1].end_ns)
+            events, total = await evidence(
+                reader, measurement, next(iter(real)), *span, filters, limit, offset
+            )
+            blind_s, spans = await unobserved(reader, next(iter(real)), *span, filters)
+    except InfluxError as err:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(err)) from err
+    return (
+        local_times(events, ZoneInfo(settings.timezone)),
+        total,
+        rows,
+        bucket_list,
+        blind_s,
+        spans,
+    )
+
+
+def local_times(events: list[dict[str, Any]], tz: ZoneInfo) -> list[dict[str, Any]]:
+    """Each event's time (and a work interval's start) also as ISO 8601 in the site's time
+    zone, to the millisecond; the nanosecond epochs stay for exact matching."""
+    for event in events:
+        for key, local in (("time", "time_local"), ("start_ns", "start_local")):
+            if isinstance(event.get(key), int):
+                moment = datetime.fromtimestamp(event[key] / 1e9, tz)
+                event[local] = moment.isoformat(timespec="milliseconds")
+    return events
+
+
+Measurement = Literal["units", "work", "downtime", "gaps"]
+
+
 @router.get(
     "/workers/{worker_id}/evidence",
     summary="The events behind a worker's KPIs for a period, and the formulas applied",
@@ -78,7 +133,7 @@ async def worker_evidence(
     reader: InfluxDep,
     start: date,
     end: date,
-    measurement: Literal["units", "work", "downtime", "gaps"] = "units",
+    measurement: Measurement = "units",
     line: NameList = None,
     station: NameList = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
@@ -86,22 +141,9 @@ async def worker_evidence(
 ) -> EvidencePage:
     limit = min(limit, settings.max_evidence_rows)
     q = KpiQuery(start, end, "period", "worker", None, line, station, [worker_id], True)
-    rows, _, bucket_list = await run_kpis(reader, settings, principal, q)
-    lines = scoped_lines(principal, line)
-    try:
-        real = await resolve_workers(reader, settings, [worker_id], lines)
-        events: list[dict[str, Any]] = []
-        total = 0
-        blind_s, spans = 0.0, 0
-        if real:
-            filters = Filters(lines=lines, stations=frozenset(station) if station else None)
-            span = (bucket_list[0].start_ns, bucket_list[-1].end_ns)
-            events, total = await evidence(
-                reader, measurement, next(iter(real)), *span, filters, limit, offset
-            )
-            blind_s, spans = await unobserved(reader, next(iter(real)), *span, filters)
-    except InfluxError as err:
-        raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(err)) from err
+    events, total, rows, bucket_list, blind_s, spans = await _evidence(
+        worker_id, principal, settings, reader, q, measurement, limit, offset
+    )
     row = rows[0] if rows else None
     return EvidencePage(
         worker=worker_id,
@@ -125,4 +167,54 @@ async def worker_evidence(
             if spans
             else None,
         ),
+    )
+
+
+FIRST_COLUMNS = ["time_local", "start_local", "site", "line", "station"]
+
+
+def evidence_csv(events: list[dict[str, Any]], measurement: str) -> str:
+    """The events as CSV: local times first, then every field of the measurement."""
+    columns = [*FIRST_COLUMNS, "time", *EVIDENCE_FIELDS[measurement]]
+    if "start_ns" not in EVIDENCE_FIELDS[measurement]:  # intervals (work, gaps) have a start
+        columns.remove("start_local")
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(events)
+    return out.getvalue()
+
+
+@router.get(
+    "/workers/{worker_id}/evidence/export",
+    summary="The same evidence events as a CSV file (site-local ISO times first)",
+    responses={200: {"content": {"text/csv": {}}}},
+    response_class=Response,
+)
+async def worker_evidence_csv(
+    worker_id: WorkerPath,
+    principal: KpiReader,
+    settings: SettingsDep,
+    reader: InfluxDep,
+    start: date,
+    end: date,
+    measurement: Measurement = "units",
+    line: NameList = None,
+    station: NameList = None,
+) -> Response:
+    q = KpiQuery(start, end, "period", "worker", None, line, station, [worker_id], False)
+    limit = settings.max_evidence_rows
+    events, total, *_ = await _evidence(
+        worker_id, principal, settings, reader, q, measurement, limit, 0
+    )
+    name = f"takt-evidence-{worker_id}-{measurement}-{start.isoformat()}-{end.isoformat()}.csv"
+    return Response(
+        evidence_csv(events, measurement),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            # More events than one file holds: the caller narrows the period or pages the JSON.
+            "X-Total-Count": str(total),
+            "X-Truncated": "true" if total > len(events) else "false",
+        },
     )
