@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 from collector.lineproto import Formatter
 from takt_store.client import InfluxClient
 from takt_store.rollups import rebuild
-from takt_store.schema import rollup_aggregate
 from takt_store.settings import InfluxSettings
 from takt_wire.events import GapEvent, SessionEvent, StateEvent, UnitEvent, WorkEvent
 
@@ -60,13 +59,3 @@ def roll_up(
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, run()).result()
-
-
-def rollup_statements(db: str, start_ns: int, end_ns: int) -> list[str]:
-    """1.x's ``SELECT ... INTO`` of the hourly rollups (the reference the rollup code is
-    checked against in tests/store; the collector runs :func:`roll_up`'s code)."""
-    return [
-        f'SELECT {rollup_aggregate(m)} INTO "{db}"."rollup"."{m}_1h" FROM "{db}"."raw"."{m}" '
-        f"WHERE time >= {start_ns} AND time < {end_ns} GROUP BY time(1h), *"
-        for m in ("units", "work", "downtime")
-    ]
