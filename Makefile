@@ -62,7 +62,7 @@ integration: setup
 	$(BIN)/pytest -m integration $(PYTEST_ARGS)
 
 bench: setup
-	$(BIN)/python -m bench $(if $(BENCH),$(BENCH),)
+	$(BIN)/python -m bench $(if $(BENCH),$(BENCH),) $(BENCH_ARGS)
 
 # A seeded fault campaign on a simulated floor (SEED=N; default a random seed): every
 # event in InfluxDB exactly once, rollups equal raw data, units equal the ledger.

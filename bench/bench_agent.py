@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import signal
 import subprocess
 import sys
@@ -27,8 +26,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from bench.agentkit import (
+    Confirmer,
+    counter_payload,
+    counter_topic,
+    mqtt_stations,
+    rss_mb,
+    write_gateway,
+)
 from edge_agent.batching import compose
 from edge_agent.config import BrokerConfig, GatewayConfig, PublishConfig, StationConfig
 from edge_agent.metrics import AgentMetrics
@@ -36,34 +41,6 @@ from edge_agent.outbox import Outbox
 from edge_agent.publisher import Publisher
 from takt_cli.localservices import free_port, mosquitto
 from takt_wire import UnitEvent, encode_event
-from takt_wire.acks import encode_ack, seq_ranges
-from takt_wire.topics import acks_topic, events_topic
-
-_SEQ = re.compile(rb'"seq":(\d+)')
-
-
-class Confirmer:
-    """Confirms every batch of agent ``bench`` as a collector would, at minimal cost."""
-
-    def __init__(self, port: int) -> None:
-        import paho.mqtt.client as mqtt
-        from paho.mqtt.enums import CallbackAPIVersion
-
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-        self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port)
-        self.client.subscribe(events_topic("plant1", "bench"), qos=1)
-        self.client.loop_start()
-
-    def _on_message(self, client: Any, _u: Any, msg: Any) -> None:
-        seqs = [int(m) for m in _SEQ.findall(msg.payload)]
-        for payload in encode_ack("bench", seq_ranges(seqs), "bench-confirmer"):
-            client.publish(acks_topic("plant1", "bench"), payload, qos=1)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
 
 EVENT = UnitEvent(
     site="plant1",
@@ -186,24 +163,7 @@ def _rss_of_agent(
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
 
-    config = {
-        "agent_id": "bench-mem",
-        "site": "plant1",
-        "broker": {"port": port, "allow_anonymous": True},
-        "outbox": {"path": str(folder / "mem.db")},
-        "http": {"port": 0},
-        "stations": [
-            {
-                "id": f"S{i:03d}",
-                "line": "L1",
-                "profile": "takt-sim-counter",
-                "connection": {"type": "mqtt", "port": port},
-            }
-            for i in range(stations)
-        ],
-    }
-    path = folder / "gateway.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path = write_gateway(folder, port, mqtt_stations(stations, port), "bench-mem")
     takt = str(Path(sys.executable).parent / "takt")
     proc = subprocess.Popen(
         [takt, "agent", "run", "--config", str(path)],
@@ -217,31 +177,20 @@ def _rss_of_agent(
     sent = 0
     deadline = time.monotonic() + seconds
     t = 1763884800000
+    n = 0
     while time.monotonic() < deadline:
         t += 1000
+        n += 1
         for i in range(stations):
-            payload = {
-                "ts": t,
-                "cnt": sent // stations,
-                "rej": {"E07": 1},
-                "op": f"B{i % 7}",
-                "st": 1,
-                "ct": 30.0,
-            }
-            device.publish(f"plant/L1/S{i:03d}/counter", json.dumps(payload), qos=1)
+            device.publish(counter_topic(i), counter_payload(i, n, t), qos=1)
             sent += 1
         time.sleep(0.1)
-    status = Path(f"/proc/{proc.pid}/status").read_text()
-    fields = {line.split(":")[0]: line.split()[1] for line in status.splitlines() if "Vm" in line}
+    memory = rss_mb(proc.pid)
     proc.send_signal(signal.SIGTERM)
     proc.wait(30)
     device.disconnect()
     device.loop_stop()
-    return {
-        "rss_mb": round(int(fields["VmRSS"]) / 1024, 1),
-        "peak_rss_mb": round(int(fields["VmHWM"]) / 1024, 1),
-        "device_messages": sent,
-    }
+    return memory | {"device_messages": sent}
 
 
 def main() -> dict[str, object]:
@@ -267,7 +216,7 @@ def main() -> dict[str, object]:
         "target_events_per_s": 20_000,
         "agent_100_stations_rss_mb": memory["rss_mb"],
         "agent_100_stations_peak_rss_mb": memory["peak_rss_mb"],
-        "target_rss_mb": 80,
+        "target_rss_mb": 60,
         "device_messages_during_memory_run": memory["device_messages"],
         "payload_build_takt_wire_events_per_s": round(payload["new"]),
         "payload_build_fstring_baseline_events_per_s": round(payload["old"]),

@@ -1,18 +1,22 @@
 """Alert latency: a batch published at the edge -> the alert at a webhook receiver and on MQTT.
 
 The KPI service runs as its own process (``takt kpi run`` with the engine enabled) against
-a real Mosquitto, while a generator publishes 1,000 events/s of background production
-(100-event batches, 10 per second, 20 stations, 40 workers). Every 100 ms a probe batch
+a real Mosquitto, while a generator in its own process publishes 10,000 events/s of
+background production (``--events-per-s=N``; 100-event batches, 20 stations, 40
+workers; #18 target 4). Every 100 ms a probe batch
 carries one defective unit for a new worker, which raises at once (rule ``probe``). The
 baseline, measured in the same run, is the broker round trip of the very same probe
 batches to a plain subscriber: the ratio says what the engine adds on top of MQTT.
-Target: p99 <= 250 ms to both the webhook and MQTT.
+Target: p99 <= 100 ms to both the webhook and MQTT, and <= 2x the broker round trip p99.
+An engine that cannot keep up with the load queues the probes behind it, so the
+latencies say whether it does; the load figure is the rate the generator achieved.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing as mp
 import os
 import queue
 import random
@@ -26,20 +30,23 @@ import time
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench.agentkit import load_average
 from takt_cli.localservices import free_port, influxd, mosquitto
 from takt_wire import Batch, UnitEvent, encode_batch
 from takt_wire.topics import events_topic
 
-LOAD_EVENTS_PER_S = 1_000
+LOAD_EVENTS_PER_S = 10_000
 BATCH = 100
 PROBES = 150
 PROBE_EVERY_S = 0.1
-TARGET_P99_MS = 250.0
+TARGET_P99_MS = 100.0
+TARGET_RATIO_TO_BROKER = 2.0
 
 RULES = """
 channels:
@@ -107,7 +114,40 @@ def _client(port: int) -> mqtt.Client:
     return client
 
 
-def main() -> dict[str, object]:
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _load(port: int, rate: float, stop: Any, sent: Any) -> None:
+    """Background production at ``rate`` events/s, in its own process (spawned), so
+    building and encoding 10,000 events/s does not hold the probe timer's interpreter."""
+    producer = _client(port)
+    seq = Seq()
+    rng = random.Random(7)
+    period = BATCH / rate
+    next_at = time.perf_counter()
+    while not stop.is_set():
+        events = []
+        for _ in range(BATCH):
+            n = rng.randrange(40)
+            outcome = "defect" if rng.random() < 0.02 else "good"
+            events.append(_unit(seq, "L1", f"S{n % 20}", f"W{n}", outcome))
+        batch = Batch(agent="bench", boot="b1", sent_at=datetime.now(UTC), events=events)
+        producer.publish(events_topic("s1", "bench"), encode_batch(batch), qos=1)
+        with sent.get_lock():
+            sent.value += BATCH
+        next_at += period
+        time.sleep(max(0.0, next_at - time.perf_counter()))
+    producer.disconnect()
+    producer.loop_stop()
+
+
+def main(options: dict[str, str] | None = None) -> dict[str, object]:
+    options = options or {}
+    rate = float(options.get("events-per-s", LOAD_EVENTS_PER_S))
+    ctx = mp.get_context("spawn")
     work = Path(tempfile.mkdtemp(prefix="bench-alerts-"))
     received_hook: dict[str, float] = {}
     received_mqtt: dict[str, float] = {}
@@ -115,6 +155,10 @@ def main() -> dict[str, object]:
     sent: dict[str, float] = {}
 
     class Hook(BaseHTTPRequestHandler):
+        # Keep-alive, as real webhook endpoints do; HTTP/1.0 made every alert open a
+        # new TCP connection, which measured the receiver rather than the engine.
+        protocol_version = "HTTP/1.1"
+
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             arrived = time.perf_counter()
@@ -183,35 +227,15 @@ def main() -> dict[str, object]:
             listener.subscribe([("takt/v1/s1/alerts/#", 1), ("takt/v1/s1/events/probe", 1)])
             ready.get(timeout=10)
 
-            seq = Seq()
-            stop = threading.Event()
-            load_sent = [0]
-
-            def load() -> None:
-                producer = _client(broker.port)
-                rng = random.Random(7)
-                period = BATCH / LOAD_EVENTS_PER_S
-                next_at = time.perf_counter()
-                while not stop.is_set():
-                    events = []
-                    for _ in range(BATCH):
-                        n = rng.randrange(40)
-                        outcome = "defect" if rng.random() < 0.02 else "good"
-                        events.append(_unit(seq, "L1", f"S{n % 20}", f"W{n}", outcome))
-                    batch = Batch(
-                        agent="bench", boot="b1", sent_at=datetime.now(UTC), events=events
-                    )
-                    producer.publish(events_topic("s1", "bench"), encode_batch(batch), qos=1)
-                    load_sent[0] += BATCH
-                    next_at += period
-                    time.sleep(max(0.0, next_at - time.perf_counter()))
-                producer.disconnect()
-                producer.loop_stop()
-
-            loader = threading.Thread(target=load, name="load", daemon=True)
+            stop = ctx.Event()
+            load_sent = ctx.Value("q", 0)
+            loader = ctx.Process(target=_load, args=(broker.port, rate, stop, load_sent))
             loader.start()
+            seq = Seq()
             time.sleep(3)  # warm up under load
+            load = load_average()
             prober = _client(broker.port)
+            cpu_before = _cpu_s(proc.pid)
             started = time.perf_counter()
             for i in range(PROBES):
                 worker = f"P{i}"
@@ -222,10 +246,11 @@ def main() -> dict[str, object]:
                 prober.publish(events_topic("s1", "probe"), payload, qos=1)
                 time.sleep(PROBE_EVERY_S)
             elapsed = time.perf_counter() - started
+            service_share = (_cpu_s(proc.pid) - cpu_before) / elapsed
             time.sleep(2)  # let the last alerts arrive
             stop.set()
-            loader.join(10)
-            load_rate = load_sent[0] / (elapsed + 5)
+            loader.join(30)
+            load_rate = load_sent.value / (elapsed + 5)
             prober.disconnect()
             listener.disconnect()
         finally:
@@ -237,19 +262,30 @@ def main() -> dict[str, object]:
     mqtt_lat = [received_mqtt[w] - t for w, t in sent.items() if w in received_mqtt]
     raw_lat = [received_raw[w] - t for w, t in sent.items() if w in received_raw]
     webhook, bus, base = _percentiles(hook_lat), _percentiles(mqtt_lat), _percentiles(raw_lat)
+    worst = max(webhook["p99_ms"], bus["p99_ms"])
+    ratio_hook = webhook["p99_ms"] / base["p99_ms"]
+    ratio_bus = bus["p99_ms"] / base["p99_ms"]
+    complete = len(hook_lat) == len(mqtt_lat) == PROBES
     return {
+        "load_average": load,
+        "offered_events_per_s": round(rate),
         "background_events_per_s": round(load_rate),
+        "service_cpu_s_per_wall_s": round(service_share, 2),
         "probes": PROBES,
         "alerts_at_webhook": len(hook_lat),
         "alerts_on_mqtt": len(mqtt_lat),
         "webhook_latency": webhook,
         "mqtt_alert_latency": bus,
         "baseline_broker_round_trip": base,
-        "ratio_webhook_p99_to_broker_p99": round(webhook["p99_ms"] / base["p99_ms"], 1),
-        "ratio_mqtt_p99_to_broker_p99": round(bus["p99_ms"] / base["p99_ms"], 1),
-        "target_p99_ms": TARGET_P99_MS,
-        "meets_target": max(webhook["p99_ms"], bus["p99_ms"]) <= TARGET_P99_MS
-        and len(hook_lat) == len(mqtt_lat) == PROBES,
+        "p99_target": f"<= {TARGET_P99_MS:g} ms (worst {worst} ms): "
+        + ("met" if worst <= TARGET_P99_MS and complete else "not met"),
+        "ratio_webhook_p99_to_broker_p99": round(ratio_hook, 1),
+        "ratio_mqtt_p99_to_broker_p99": round(ratio_bus, 1),
+        "ratio_target": f"<= {TARGET_RATIO_TO_BROKER:g}x: "
+        + ("met" if max(ratio_hook, ratio_bus) <= TARGET_RATIO_TO_BROKER else "not met"),
+        "meets_target": worst <= TARGET_P99_MS
+        and max(ratio_hook, ratio_bus) <= TARGET_RATIO_TO_BROKER
+        and complete,
     }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -93,6 +94,19 @@ class RollupSettings(_Section):
     """Cap of the backoff of an hour whose recomputation fails (each hour retried alone)."""
     stale_after_s: float = Field(default=900.0, gt=0)
     """A rollup pending longer than this makes ``/healthz`` report it (and fail)."""
+    daily: bool = True
+    """Also keep the daily rollups (``<m>_1d``) of the local days the hours fall in."""
+    timezone: str = "UTC"
+    """The site's zone (IANA name), the KPI service's ``timezone``: a day is its local
+    calendar day. The KPI service reads only daily points of its own zone."""
+
+    @model_validator(mode="after")
+    def _known_zone(self) -> RollupSettings:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(f"timezone: unknown time zone {self.timezone!r}") from err
+        return self
 
 
 class HttpSettings(_Section):

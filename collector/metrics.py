@@ -75,7 +75,12 @@ class Metrics:
             registry=r,
         )
         self.rollup_failures = Counter(
-            "takt_collector_rollup_failures", "Failed hour recomputations.", registry=r
+            "takt_collector_rollup_failures", "Failed hour or day recomputations.", registry=r
+        )
+        self.rollup_days = Counter(
+            "takt_collector_rollup_days",
+            "Local days re-aggregated into daily rollups.",
+            registry=r,
         )
         self.rollups = Counter(
             "takt_collector_rollup_hours", "Hours re-aggregated into rollups.", registry=r

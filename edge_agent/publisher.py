@@ -31,7 +31,15 @@ from edge_agent.batching import compose
 from edge_agent.config import GatewayConfig
 from edge_agent.metrics import AgentMetrics
 from edge_agent.outbox import Outbox, Row
-from takt_common.mqtt import Hooks, Message, MqttError, MqttSession, Will
+from takt_common.mqtt import (
+    NO_MATCHING_SUBSCRIBERS,
+    Hooks,
+    Message,
+    MqttCodeError,
+    MqttError,
+    MqttSession,
+    Will,
+)
 from takt_wire import ContractError
 from takt_wire.acks import decode_ack
 from takt_wire.signing import SIGNATURE_PROPERTY
@@ -353,5 +361,8 @@ class Publisher:
             await session.publish_confirmed(
                 self.status_topic, self._status("offline"), qos=1, retain=True, timeout_s=3.0
             )
+        except MqttCodeError as err:
+            if err.code != NO_MATCHING_SUBSCRIBERS:  # retained: kept for later subscribers
+                log.warning("could not announce offline: %s", err)
         except (MqttError, TimeoutError) as err:
             log.warning("could not announce offline: %s", err)

@@ -154,6 +154,7 @@ class Agent:
         dirty: set[str] = set()
         now = datetime.now(UTC)
         m = self.metrics
+        read: dict[str, int] = {}  # readings per station, counted once per batch
         for readings, _ack in batch:
             for raw in readings:
                 tracker = self.trackers.get(raw.station)
@@ -172,7 +173,7 @@ class Agent:
                     self.clocks.observe(
                         raw.station, tracker.state.clock.timestamp(), now.timestamp()
                     )
-                m.readings.labels(raw.station).inc()
+                read[raw.station] = read.get(raw.station, 0) + 1
                 if notes.problems:
                     m.bad_fields.labels(raw.station).inc(len(notes.problems))
                     log.warning("%s: %s", raw.station, "; ".join(notes.problems))
@@ -188,6 +189,8 @@ class Agent:
                     log.warning("%s: counter %s: %s", raw.station, key, kind)
                 events += produced
                 self._take_rejected(tracker, dead)
+        for station, count in read.items():
+            m.readings.labels(station).inc(count)
         self._commit(events, dirty, dead)
         for _readings, ack in batch:
             if ack is not None:
@@ -214,8 +217,11 @@ class Agent:
         happened = [self.clocks.happened_at(e.station, e.ts.timestamp()) for e in events]
         self.outbox.commit(events, states, dead, happened)
         m = self.metrics
+        kinds: dict[str, int] = {}
         for event in events:
-            m.events.labels(event.kind).inc()
+            kinds[event.kind] = kinds.get(event.kind, 0) + 1
+        for kind, count in kinds.items():
+            m.events.labels(kind).inc(count)
         if self.outbox.dropped > before:
             m.outbox_dropped.inc(self.outbox.dropped - before)
         if self.resolver.unknown:

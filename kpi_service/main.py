@@ -37,7 +37,9 @@ LifespanHook = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 @asynccontextmanager
 async def _influx_hook(app: FastAPI) -> AsyncIterator[None]:
     settings = app.state.settings
-    reader = InfluxReader(settings.influx, use_rollups=lambda: settings.use_rollups)
+    reader = InfluxReader(
+        settings.influx, use_rollups=lambda: settings.use_rollups, timezone=settings.timezone
+    )
     app.state.influx = reader
     adjusted.bind(reader, app.state.cases)  # approved cases change every figure read
     try:
@@ -91,7 +93,9 @@ def create_app(
     app.state.roles = RoleBook(app.state.store)
     app.state.targets = TargetStore(app.state.store)
     # Usable without the lifespan too (e.g. API fuzzers driving the ASGI app directly).
-    app.state.influx = InfluxReader(settings.influx, use_rollups=lambda: settings.use_rollups)
+    app.state.influx = InfluxReader(
+        settings.influx, use_rollups=lambda: settings.use_rollups, timezone=settings.timezone
+    )
     app.state.cases = CaseBook(app.state.store)
     adjusted.bind(app.state.influx, app.state.cases)
 

@@ -233,6 +233,8 @@ class Influxd(LocalService):
     rpc_port: int = 0
     admin: tuple[str, str] | None = None
     """When set, auth is enabled and this (user, password) is created as admin."""
+    data_config: str = ""
+    """Extra ``[data]`` settings, one per line (a benchmark compacts its load at once)."""
 
     @property
     def url(self) -> str:
@@ -253,6 +255,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
   wal-dir = "{data}/wal"
   query-log-enabled = false
   cache-snapshot-memory-size = "64m"
+{self.data_config}
 [coordinator]
   log-queries-after = "0s"
 [http]
@@ -434,11 +437,18 @@ def mosquitto(
 
 
 def influxd(
-    workdir: Path, *, port: int | None = None, admin: tuple[str, str] | None = None
+    workdir: Path,
+    *,
+    port: int | None = None,
+    admin: tuple[str, str] | None = None,
+    data_config: str = "",
 ) -> Influxd:
     """An influxd (not yet started) in ``workdir`` on ``port`` or a free one."""
     workdir.mkdir(parents=True, exist_ok=True)
-    return Influxd(name="influxd", workdir=workdir, port=port or free_port(), admin=admin)
+    return Influxd(
+        name="influxd", workdir=workdir, port=port or free_port(), admin=admin,
+        data_config=data_config,
+    )  # fmt: skip
 
 
 def postgres(workdir: Path, *, port: int | None = None) -> Postgres:

@@ -99,13 +99,14 @@ async def ensure_schema(client: InfluxClient) -> None:
         return
     [series] = await client.query(f"SHOW RETENTION POLICIES ON {db}", epoch=None)
     existing = {str(row[0]) for one in series for row in one.get("values") or []}
-    for rp, duration, default in (
-        (s.raw_rp, s.raw_duration, True),
-        (s.rollup_rp, s.rollup_duration, False),
+    for rp, duration, shards, default in (
+        (s.raw_rp, s.raw_duration, "", True),
+        (s.rollup_rp, s.rollup_duration, f" SHARD DURATION {s.rollup_shard_duration}", False),
     ):
         verb, replication = ("ALTER", "") if rp in existing else ("CREATE", " REPLICATION 1")
         await client.query(
             f"{verb} RETENTION POLICY {quote_ident(rp)} ON {db} DURATION {duration}{replication}"
+            + shards
             + (" DEFAULT" if default else ""),
             epoch=None,
         )

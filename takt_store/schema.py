@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic_core import TzInfo
 
@@ -195,9 +196,56 @@ ROLLUPS: dict[str, dict[str, str]] = {
     "downtime": {"seconds": "float"},
 }
 """Raw measurement -> summed fields (with their type) of ``<measurement>_1h``, one point
-per raw tag set and UTC hour, stamped at the hour's start."""
+per raw tag set and UTC hour, stamped at the hour's start; the same fields in
+``<measurement>_1d``, one point per raw tag set and *local* calendar day of a zone."""
+
+DAY_SUFFIX = "_1d"
+MONTH_SUFFIX = "_1mo"
+"""``<m>_1mo``: one point per raw tag set and local calendar month, summed from the days
+(a year is 12 points per series instead of 365: InfluxDB 1.x reads points one by one)."""
+TZ_TAG = "tz"
+"""Tag of a daily rollup point: the IANA zone whose calendar day it sums. A KPI service
+reads only the days of its own zone, so a collector set to another zone can never
+make it sum the wrong 24 hours (it falls back to the hourly rollups instead)."""
 
 
 def rollup_aggregate(measurement: str) -> str:
     """``sum("f") AS "f", ...`` of a rollup's fields."""
     return ", ".join(f'sum("{f}") AS "{f}"' for f in ROLLUPS[measurement])
+
+
+# -- local calendar days (daily rollups and the KPI calendar share these) ------------------
+
+
+def local_instant(day: date, at: time, tz: ZoneInfo) -> datetime:
+    """The UTC instant of wall time ``at`` on ``day`` (fold=0: a time skipped by a spring
+    DST change moves forward by the gap, an ambiguous autumn time is its first occurrence)."""
+    return datetime.combine(day, at).replace(tzinfo=tz, fold=0).astimezone(UTC)
+
+
+def day_start_ns(day: date, tz: ZoneInfo) -> int:
+    """Local midnight of ``day`` in ns: where the day's daily rollup point is stamped."""
+    return epoch_us(local_instant(day, time(0), tz)) * 1000
+
+
+def day_bounds(day: date, tz: ZoneInfo) -> tuple[int, int]:
+    """[start, end) of a local day in ns: 23 or 25 hours on DST change days."""
+    return day_start_ns(day, tz), day_start_ns(day + timedelta(days=1), tz)
+
+
+def month_bounds(month: date, tz: ZoneInfo) -> tuple[int, int]:
+    """[start, end) of the local calendar month holding ``month``, in ns."""
+    first = month.replace(day=1)
+    following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+    return day_start_ns(first, tz), day_start_ns(following, tz)
+
+
+def local_date(time_ns: int, tz: ZoneInfo) -> date:
+    """The local calendar day an instant falls in."""
+    return datetime.fromtimestamp(time_ns // 1_000_000_000, tz).date()
+
+
+def days_of_hour(hour_ns: int, tz: ZoneInfo) -> set[date]:
+    """Local days a UTC hour overlaps: one, or two where midnight is not on the hour
+    (zones like Asia/Kolkata, +05:30)."""
+    return {local_date(hour_ns, tz), local_date(hour_ns + HOUR_NS - 1, tz)}

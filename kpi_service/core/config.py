@@ -127,7 +127,8 @@ class Settings(TaktSettings):
     )
     use_rollups: bool = Field(
         default=True,
-        description="Read hourly rollups when the period's buckets are whole hours.",
+        description="Read rollups: hourly for whole hours, daily and monthly for whole "
+        "local days and months when the collector keeps them in this timezone.",
     )
 
     secret_key: SecretStr = Field(

@@ -12,11 +12,14 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 from kpi_service.core.config import ShiftDef
+from takt_store.schema import local_instant as local_instant
+
+# ``local_instant`` lives with the storage schema: the daily rollups cut days with it too.
 
 Group = Literal["period", "hour", "shift", "day", "week", "month"]
 UNSCHEDULED = "unscheduled"
@@ -43,12 +46,6 @@ class Bucket:
 
 def _ns(t: datetime) -> int:
     return int(t.timestamp()) * 1_000_000_000 + t.microsecond * 1000
-
-
-def local_instant(day: date, at: time, tz: ZoneInfo) -> datetime:
-    """The UTC instant of wall time ``at`` on ``day`` (skipped times move forward)."""
-    naive = datetime.combine(day, at)
-    return naive.replace(tzinfo=tz, fold=0).astimezone(UTC)
 
 
 def shift_instances(first: date, last: date, tz: ZoneInfo, shifts: list[ShiftDef]) -> list[Bucket]:

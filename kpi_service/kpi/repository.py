@@ -1,21 +1,25 @@
 """InfluxQL for KPIs: sums per (time bucket, tags), turned into the frames ``compute`` expects.
 
 Aggregation is pushed down to InfluxDB; the service only folds buckets into the plant's
-calendar. Hour-aligned periods read the hourly rollups (when enabled), anything finer
-reads raw points grouped by the largest step that divides every bucket boundary.
+calendar. Which part of a period comes from daily rollups, hourly rollups or raw
+points is :mod:`kpi_service.kpi.plan`'s decision; this module runs its reads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 
 from kpi_service.influx import InfluxReader, quote_ident, quote_str, tag_in
-from kpi_service.kpi.calendar import Bucket, granularity_s
+from kpi_service.kpi.calendar import Bucket
 from kpi_service.kpi.compute import DOWN_COLUMNS, SERIAL_COLUMNS, UNIT_COLUMNS, WORK_COLUMNS
+from kpi_service.kpi.plan import Read, plan
+from takt_store.schema import DAY_SUFFIX, MONTH_SUFFIX, ROLLUP_SUFFIX, TZ_TAG
 
 TAGS = ["site", "line", "station", "worker"]
 
@@ -49,24 +53,20 @@ class KpiData:
     down: pd.DataFrame
     serials: pd.DataFrame | None
     source: str
-    """'rollup' or 'raw': which retention policy answered."""
+    """'rollup' when any part was read from rollups (hourly or daily), else 'raw'."""
+    reads: tuple[Read, ...] = ()
+    """What answered which part of the period (see :mod:`kpi_service.kpi.plan`)."""
 
 
 def _time_range(start_ns: int, end_ns: int) -> str:
     return f"time >= {start_ns} AND time < {end_ns}"
 
 
-def plan(bucket_list: list[Bucket], group: str, use_rollups: bool) -> tuple[int | None, bool]:
-    """(GROUP BY time step in s or None for one bucket, read rollups?)."""
-    step = granularity_s(bucket_list)
-    rollup = use_rollups and step == 3600
-    if group == "period":
-        return None, rollup
-    return step, rollup
-
-
-def frame(series: list[dict[str, Any]], columns: list[str], default_time: int) -> pd.DataFrame:
-    """Flatten InfluxDB series (tags + rows) into one frame with ``columns``."""
+def frame(
+    series: list[dict[str, Any]], columns: list[str], default_time: int, *, fixed: bool = False
+) -> pd.DataFrame:
+    """Flatten InfluxDB series (tags + rows) into one frame with ``columns``; ``fixed``
+    stamps every row at ``default_time`` (a one-sum read belongs to where it starts)."""
     data: dict[str, list[Any]] = {c: [] for c in columns}
     for s in series:
         tags: dict[str, str] = s.get("tags", {})
@@ -74,15 +74,51 @@ def frame(series: list[dict[str, Any]], columns: list[str], default_time: int) -
         index = {c: i for i, c in enumerate(cols)}
         for row in s["values"]:
             for c in columns:
-                if c in index:
-                    value = row[index[c]]
-                    data[c].append(default_time if (c == "time" and value is None) else value)
+                if c == "time" and (fixed or "time" not in index or row[index[c]] is None):
+                    data[c].append(default_time)
+                elif c in index:
+                    data[c].append(row[index[c]])
                 else:
                     data[c].append(tags.get(c, ""))
     out = pd.DataFrame(data, columns=columns)
     if not out.empty:
         out["time"] = out["time"].astype("int64")
     return out
+
+
+def _statements(reader: InfluxReader, read: Read, filters: Filters, zone: str | None) -> list[str]:
+    """sum(units), sum(work), sum(down time) over one read, grouped by the KPI tags."""
+    suffix = {"raw": "", "hour": ROLLUP_SUFFIX, "day": DAY_SUFFIX, "month": MONTH_SUFFIX}[
+        read.level
+    ]
+    rollup = read.level != "raw"
+
+    def src(m: str) -> str:
+        return reader.source(m + suffix, rollup=rollup)
+
+    where = _time_range(read.start_ns, read.end_ns) + filters.where()
+    if read.level in ("day", "month"):
+        assert zone is not None
+        where += f" AND {quote_ident(TZ_TAG)} = {quote_str(zone)}"
+    by_time = f"time({read.step_s}s), " if read.step_s else ""
+    fill = " fill(none)" if read.step_s else ""
+    tags = ", ".join(quote_ident(t) for t in TAGS)
+    return [
+        f'SELECT sum("count") AS "count" FROM {src("units")} '
+        f'WHERE {where} GROUP BY {by_time}{tags}, "outcome", "defect_code"{fill}',
+        f'SELECT sum("work_s") AS "work_s", sum("effective_s") AS "effective_s", '
+        f'sum("down_s") AS "down_s" FROM {src("work")} '
+        f"WHERE {where} GROUP BY {by_time}{tags}{fill}",
+        f'SELECT sum("seconds") AS "seconds" FROM {src("downtime")} '
+        f'WHERE {where} GROUP BY {by_time}{tags}, "reason"{fill}',
+    ]
+
+
+def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    full = [f for f in frames if not f.empty]
+    if not full:
+        return pd.DataFrame({c: [] for c in columns}, columns=columns)
+    return full[0] if len(full) == 1 else pd.concat(full, ignore_index=True)
 
 
 async def fetch(
@@ -92,28 +128,24 @@ async def fetch(
     filters: Filters,
     *,
     with_serials: bool,
+    now_ns: int | None = None,
 ) -> KpiData:
+    """The sums behind ``bucket_list``, read as :func:`~kpi_service.kpi.plan.plan` says
+    (``group`` is implied by the buckets; kept for callers). ``now_ns``: the clock, for
+    which recent part is read raw (default: now)."""
+    del group
     start, end = bucket_list[0].start_ns, bucket_list[-1].end_ns
-    step, rollup = plan(bucket_list, group, reader.use_rollups)
-    where = _time_range(start, end) + filters.where()
-    by_time = f"time({step}s), " if step else ""
-    suffix = "_1h" if rollup else ""
-
-    def src(m: str) -> str:
-        return reader.source(m + suffix, rollup=rollup)
-
-    tags = ", ".join(quote_ident(t) for t in TAGS)
-    fill = " fill(none)" if step else ""
-    statements = [
-        f'SELECT sum("count") AS "count" FROM {src("units")} '
-        f'WHERE {where} GROUP BY {by_time}{tags}, "outcome", "defect_code"{fill}',
-        f'SELECT sum("work_s") AS "work_s", sum("effective_s") AS "effective_s", '
-        f'sum("down_s") AS "down_s" FROM {src("work")} '
-        f"WHERE {where} GROUP BY {by_time}{tags}{fill}",
-        f'SELECT sum("seconds") AS "seconds" FROM {src("downtime")} '
-        f'WHERE {where} GROUP BY {by_time}{tags}, "reason"{fill}',
-    ]
+    zone = await reader.daily_zone()
+    reads = plan(
+        bucket_list,
+        hourly=reader.use_rollups,
+        zone=ZoneInfo(zone) if zone else None,
+        now_ns=time.time_ns() if now_ns is None else now_ns,
+    )
+    statements = [s for read in reads for s in _statements(reader, read, filters, zone)]
     if with_serials:
+        tags = ", ".join(quote_ident(t) for t in TAGS)
+        where = _time_range(start, end) + filters.where()
         statements.append(
             f'SELECT "serial" FROM {reader.source("units")} WHERE {where} AND "serial" =~ /./ '
             f'GROUP BY {tags}, "outcome"'
@@ -122,12 +154,18 @@ async def fetch(
     # while the statements of one request run one after the other.
     answers = await asyncio.gather(*(reader.query(statement) for statement in statements))
     results = [answer[0] for answer in answers]
+    parts: list[list[pd.DataFrame]] = [[], [], []]
+    for i, read in enumerate(reads):
+        fixed = read.step_s is None
+        for j, columns in enumerate((UNIT_COLUMNS, WORK_COLUMNS, DOWN_COLUMNS)):
+            parts[j].append(frame(results[3 * i + j], columns, read.start_ns, fixed=fixed))
     return KpiData(
-        units=frame(results[0], UNIT_COLUMNS, start),
-        work=frame(results[1], WORK_COLUMNS, start),
-        down=frame(results[2], DOWN_COLUMNS, start),
-        serials=frame(results[3], SERIAL_COLUMNS, start) if with_serials else None,
-        source="rollup" if rollup else "raw",
+        units=_concat(parts[0], UNIT_COLUMNS),
+        work=_concat(parts[1], WORK_COLUMNS),
+        down=_concat(parts[2], DOWN_COLUMNS),
+        serials=frame(results[-1], SERIAL_COLUMNS, start) if with_serials else None,
+        source="raw" if all(r.level == "raw" for r in reads) else "rollup",
+        reads=tuple(reads),
     )
 
 

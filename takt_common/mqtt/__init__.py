@@ -1,6 +1,7 @@
 """One MQTT session for every Takt process (see ``session`` for the semantics)."""
 
 from takt_common.mqtt.errors import (
+    NO_MATCHING_SUBSCRIBERS,
     MqttCodeError,
     MqttConfigError,
     MqttConnectionLostError,
@@ -13,6 +14,7 @@ from takt_common.mqtt.tls import tls_context
 from takt_common.mqtt.types import Hooks, Message, Will, user_properties
 
 __all__ = [
+    "NO_MATCHING_SUBSCRIBERS",
     "Hooks",
     "Message",
     "MqttCodeError",

@@ -26,9 +26,16 @@ class MqttConnectionLostError(MqttError):
     """The connection dropped before the broker answered (a PUBACK that never came)."""
 
 
-class MqttCodeError(MqttError):
-    """The broker (or paho) answered with a failure code; ``reason`` is its text."""
+NO_MATCHING_SUBSCRIBERS = 0x10
+"""MQTT 5 PUBACK reason: accepted, but nobody subscribed. A retained message is still kept
+for later subscribers; anything else was dropped."""
 
-    def __init__(self, what: str, reason: str) -> None:
+
+class MqttCodeError(MqttError):
+    """The broker (or paho) answered with a failure code; ``reason`` is its text and
+    ``code`` the MQTT 5 reason code when the broker gave one."""
+
+    def __init__(self, what: str, reason: str, code: int | None = None) -> None:
         super().__init__(f"{what}: {reason}")
         self.reason = reason
+        self.code = code

@@ -378,7 +378,8 @@ class MqttSession:
             if ok:
                 future.set_result(None)
             else:
-                future.set_exception(MqttCodeError("broker refused the publish", str(reason)))
+                refused = MqttCodeError("broker refused the publish", str(reason), reason.value)
+                future.set_exception(refused)
         if self.hooks.on_puback is not None:
             self.hooks.on_puback(generation, mid, ok, str(reason))
 

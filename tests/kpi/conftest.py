@@ -17,7 +17,7 @@ from kpi_service.testing import (
     AnyEvent,
     lines_of,
     point_time,
-    rollup_statements,
+    roll_up,
     setup_statements,
 )
 from takt_cli.localservices import Influxd
@@ -86,8 +86,7 @@ def load_events(influxd: Influxd, events: list[AnyEvent], *, rollups: bool = Tru
         hour = 3600 * 10**9
         start = min(times) // hour * hour
         end = (max(times) // hour + 1) * hour
-        for statement in rollup_statements(db, start, end):
-            influxd.query(statement)
+        roll_up(influxd.url, db, start, end)
     return db
 
 

@@ -23,7 +23,7 @@ from kpi_service.scores.closing import PeriodBook, content_hash, deltas, encode_
 from kpi_service.scores.scoring import MetricResult, ScoreResult
 from kpi_service.scores.service import WorkerScore
 from kpi_service.store.db import Database
-from kpi_service.testing import lines_of, point_time, rollup_statements
+from kpi_service.testing import lines_of, point_time, roll_up
 from takt_cli.localservices import Influxd
 
 from . import month
@@ -72,8 +72,7 @@ def late_units(influxd: Influxd, db: str, worker: str, n: int) -> None:
     event = Maker(agent="late-gateway").unit("L1", "ST1", worker, "2026-03-30T10:15:00+00:00", n=n)
     influxd.write(db, lines_of([event]))
     hour = point_time(event) // (3600 * 10**9) * 3600 * 10**9
-    for statement in rollup_statements(db, hour, hour + 3600 * 10**9):
-        influxd.query(statement)
+    roll_up(influxd.url, db, hour, hour + 3600 * 10**9)  # its hour, then its day
 
 
 def test_a_closed_month_is_frozen_and_late_data_is_a_pending_delta(

@@ -12,8 +12,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import re
-from collections.abc import Callable
 
 from pydantic import SecretStr
 
@@ -31,12 +29,6 @@ MAX_PENDING = 1000
 """Device messages handed to the event loop but not yet queued for the outbox."""
 
 
-def topic_regex(template: str, line: str, station: str) -> re.Pattern[str]:
-    text = re.escape(template).replace(r"\{line\}", re.escape(line))
-    text = text.replace(r"\{station\}", re.escape(station))
-    return re.compile(f"^{text}$")
-
-
 class MqttSource:
     def __init__(
         self, bindings: list[Binding], config: GatewayConfig, metrics: AgentMetrics
@@ -47,21 +39,23 @@ class MqttSource:
         self.metrics = metrics
         self.name = f"mqtt:{conn.host}:{conn.port}"
         self.subscriptions: list[str] = []
-        self.routes: list[tuple[re.Pattern[str], str]] = []
+        self.routes: dict[str, str] = {}
+        """Topic -> station. A template names one topic per station (no wildcards), so
+        one dict lookup routes a message, whatever the number of stations."""
         for binding in bindings:
             st = binding.station
             for template in binding.profile.section(MqttBinding).topics:
-                self.subscriptions.append(template.format(line=st.line, station=st.id))
-                self.routes.append((topic_regex(template, st.line, st.id), st.id))
+                topic = template.format(line=st.line, station=st.id)
+                self.subscriptions.append(topic)
+                self.routes.setdefault(topic, st.id)  # the first station naming it wins
+        self._waiting: list[tuple[RawReading, Message, asyncio.Future[None]]] = []
+        self._handing: asyncio.Task[None] | None = None
         digest = hashlib.sha256(self.name.encode()).hexdigest()[:8]
         self.client_id = conn.client_id or f"takt-agent-{config.agent_id}-{digest}"
         self.connected = asyncio.Event()
 
     def route(self, topic: str) -> str | None:
-        for regex, station in self.routes:
-            if regex.match(topic):
-                return station
-        return None
+        return self.routes.get(topic)
 
     def settings(self) -> MqttSettings:
         """The station connection as shared session settings."""
@@ -93,11 +87,12 @@ class MqttSource:
             gauge.set(0)
             self.metrics.reconnects.labels(self.name).inc()
 
-        async def on_message(message: Message) -> None:
-            def ack() -> None:
-                session.ack(message)
-
-            await self._deliver(sink, self._decode(message), ack)
+        def on_message(message: Message) -> asyncio.Future[None] | None:
+            raw = self._decode(message)
+            if raw is None:
+                session.ack(message)  # nothing to keep; it was counted and logged
+                return None
+            return self._hand_over(sink, session, raw, message)
 
         session = MqttSession(
             self.settings(),
@@ -118,14 +113,49 @@ class MqttSource:
             protocol=311,
             name=self.name,
         )
-        async with session:
-            await asyncio.Event().wait()
+        try:
+            async with session:
+                await asyncio.Event().wait()
+        finally:
+            # Readings not yet handed over stay unacknowledged: the broker delivers
+            # them again to the next session.
+            if self._handing is not None:
+                self._handing.cancel()
+            for _raw, _message, future in self._waiting:
+                future.cancel()
+            self._waiting = []
 
-    async def _deliver(self, sink: Sink, raw: RawReading | None, ack: Callable[[], None]) -> None:
-        if raw is None:
-            ack()  # nothing to keep from a message we cannot read; it was counted and logged
-            return
-        await sink([raw], ack)
+    def _hand_over(
+        self, sink: Sink, session: MqttSession, raw: RawReading, message: Message
+    ) -> asyncio.Future[None]:
+        """Queue a reading for the sink; the future (which holds the message's
+        ``max_pending`` slot) resolves once the sink has taken it.
+
+        Messages that arrive while the sink is busy go to it together, in arrival
+        order, in one call with one ack: a task and a queue item per group rather
+        than per message, which is most of what a device message used to cost.
+        """
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((raw, message, future))
+        if self._handing is None or self._handing.done():
+            self._handing = asyncio.create_task(self._hand_all(sink, session))
+        return future
+
+    async def _hand_all(self, sink: Sink, session: MqttSession) -> None:
+        while self._waiting:
+            group, self._waiting = self._waiting, []
+            messages = [message for _raw, message, _future in group]
+
+            def ack(messages: list[Message] = messages) -> None:
+                for message in messages:
+                    session.ack(message)
+
+            try:
+                await sink([raw for raw, _message, _future in group], ack)
+            finally:
+                for _raw, _message, future in group:
+                    if not future.done():
+                        future.set_result(None)
 
     def _decode(self, msg: Message) -> RawReading | None:
         station = self.route(msg.topic)
