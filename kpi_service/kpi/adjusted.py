@@ -135,9 +135,12 @@ async def fetch(
     filters: Filters,
     *,
     with_serials: bool,
+    now_ns: int | None = None,
 ) -> KpiData:
     """``repository.fetch`` with the approved cases applied (see the module's doc)."""
-    data = await repository.fetch(reader, bucket_list, group, filters, with_serials=with_serials)
+    data = await repository.fetch(
+        reader, bucket_list, group, filters, with_serials=with_serials, now_ns=now_ns
+    )
     source = _sources.get(reader)
     if source is None:
         return data

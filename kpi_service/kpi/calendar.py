@@ -17,6 +17,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from kpi_service.core.config import ShiftDef
+from takt_store.schema import epoch_us
 from takt_store.schema import local_instant as local_instant
 
 # ``local_instant`` lives with the storage schema: the daily rollups cut days with it too.
@@ -37,15 +38,17 @@ class Bucket:
 
     @property
     def start_ns(self) -> int:
-        return _ns(self.start)
+        return epoch_ns(self.start)
 
     @property
     def end_ns(self) -> int:
-        return _ns(self.end)
+        return epoch_ns(self.end)
 
 
-def _ns(t: datetime) -> int:
-    return int(t.timestamp()) * 1_000_000_000 + t.microsecond * 1000
+def epoch_ns(t: datetime) -> int:
+    """Exact nanoseconds since the epoch of an aware datetime (the storage schema's own
+    conversion: no float on the way, so no rounding at any date)."""
+    return epoch_us(t) * 1000
 
 
 def shift_instances(first: date, last: date, tz: ZoneInfo, shifts: list[ShiftDef]) -> list[Bucket]:

@@ -37,7 +37,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from kpi_service.kpi.calendar import UNSCHEDULED, Bucket
+from kpi_service.kpi.calendar import UNSCHEDULED, Bucket, epoch_ns
 from kpi_service.kpi.compute import (
     DOWN_COLUMNS,
     ENTITY_KEYS,
@@ -74,15 +74,11 @@ class CaseEffect:
 
     @property
     def start_ns(self) -> int:
-        return _ns(self.start)
+        return epoch_ns(self.start)
 
     @property
     def end_ns(self) -> int:
-        return _ns(self.end)
-
-
-def _ns(t: datetime) -> int:
-    return int(t.timestamp()) * 1_000_000_000 + t.microsecond * 1000
+        return epoch_ns(self.end)
 
 
 @dataclass(frozen=True)
