@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from bench.common import load_average as load_average
 from takt_wire.acks import encode_ack, seq_ranges
 from takt_wire.topics import acks_topic, events_topic
 
@@ -128,12 +129,6 @@ def rss_mb(pid: int | None = None) -> dict[str, float]:
         "rss_mb": round(int(fields["VmRSS"]) / 1024, 1),
         "peak_rss_mb": round(int(fields["VmHWM"]) / 1024, 1),
     }
-
-
-def load_average() -> str:
-    """The 1/5/15-minute load average, reported with every figure (the machine is shared)."""
-    one, five, fifteen = os.getloadavg()
-    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
 
 
 def verdict(value: float, target: float, *, at_most: bool = False) -> str:
