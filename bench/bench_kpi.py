@@ -17,12 +17,10 @@ from pathlib import Path
 import httpx
 from fastapi.testclient import TestClient
 
-from kpi_service.core.apikeys import KeyStore
-from kpi_service.core.config import Settings, Standard
+from bench.common import kpi_settings
 from kpi_service.main import create_app
 from kpi_service.testing import setup_statements
 from takt_cli.localservices import influxd
-from takt_store.settings import InfluxSettings
 
 DAY0 = date(2026, 3, 2)
 H = 3600 * 10**9
@@ -93,16 +91,7 @@ def main() -> dict[str, object]:
         load_s = time.perf_counter() - t
         server.write(db, "\n".join(_raw_lines(20)))
 
-        settings = Settings(
-            environment="development", state_dir=Path(tmp) / "state",
-            influx=InfluxSettings(url=server.url, database=db),
-            standards=[Standard(station=f"ST{i}", cycle_s=30.0) for i in range(50)],
-            max_page_size=10_000,
-        )  # fmt: skip
-        key = KeyStore(settings.keys_db, settings.secret_key.get_secret_value()).create(
-            "bench", frozenset({"hr:read"}), None
-        )
-        head = {"Authorization": f"Bearer {key}"}
+        settings, head = kpi_settings(Path(tmp) / "state", server.url, db, 50)
         end = T0 + 30 * 24 * H
         where = f"time >= {T0} AND time < {end}"
         bare = (

@@ -23,14 +23,13 @@ from fastapi.testclient import TestClient
 from bench.common import (
     COMPACT_AT_ONCE,
     check,
+    kpi_settings,
     load_average,
     load_lines,
     median_ratio,
     paired,
     wait_compacted,
 )
-from kpi_service.core.apikeys import KeyStore
-from kpi_service.core.config import Settings, Standard
 from kpi_service.main import create_app
 from kpi_service.testing import setup_statements
 from takt_cli.localservices import influxd
@@ -102,14 +101,9 @@ def main() -> dict[str, object]:
         server.write(db, "\n".join(raw))
         calendar_s = asyncio.run(_calendar_rollups(server.url, db))
         compact_s = wait_compacted(server.workdir)
-        settings = Settings(
-            environment="development", state_dir=Path(tmp) / "state",
-            influx=InfluxSettings(url=server.url, database=db),
-            standards=[Standard(station=f"ST{i}", cycle_s=30.0) for i in range(100)],
-            max_page_size=10_000,
-        )  # fmt: skip
-        store = KeyStore(settings.keys_db, settings.secret_key.get_secret_value())
-        head = {"Authorization": f"Bearer {store.create('bench', frozenset({'admin'}), None)}"}
+        settings, head = kpi_settings(
+            Path(tmp) / "state", server.url, db, 100, scopes=frozenset({"admin"})
+        )
         with TestClient(create_app(settings)) as client:
             client.post("/api/v1/schemes", json=SCHEME, headers=head).raise_for_status()
             values = [

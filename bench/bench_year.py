@@ -30,19 +30,17 @@ from fastapi.testclient import TestClient
 from bench.common import (
     COMPACT_AT_ONCE,
     check,
+    kpi_settings,
     load_average,
     load_lines,
     median_ratio,
     paired,
     wait_compacted,
 )
-from kpi_service.core.apikeys import KeyStore
-from kpi_service.core.config import Settings, Standard
 from kpi_service.main import create_app
 from kpi_service.testing import setup_statements
 from takt_cli.localservices import influxd
 from takt_store.schema import day_bounds, month_bounds
-from takt_store.settings import InfluxSettings
 
 WORKERS = 5000
 ZONE = "Europe/Berlin"
@@ -106,16 +104,7 @@ def main() -> dict[str, object]:
         points, load_s = load_lines(server.url, db, _daily_lines(), rp="rollup")
         monthly, monthly_s = load_lines(server.url, db, _monthly_lines(), rp="rollup")
         compact_s = wait_compacted(server.workdir)
-        settings = Settings(
-            environment="development", state_dir=Path(tmp) / "state", timezone=ZONE,
-            influx=InfluxSettings(url=server.url, database=db),
-            standards=[Standard(station=f"ST{i}", cycle_s=30.0) for i in range(100)],
-            max_page_size=10_000,
-        )  # fmt: skip
-        key = KeyStore(settings.keys_db, settings.secret_key.get_secret_value()).create(
-            "bench", frozenset({"hr:read"}), None
-        )
-        head = {"Authorization": f"Bearer {key}"}
+        settings, head = kpi_settings(Path(tmp) / "state", server.url, db, 100, timezone=ZONE)
         http = httpx.Client(base_url=server.url, timeout=120)
 
         def bare_one(statements: list[str]) -> None:

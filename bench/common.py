@@ -93,3 +93,32 @@ def check(figure: str, value: float, unit: str, target: str, met: bool) -> dict[
 def load_average() -> str:
     """The 1/5/15-minute load average while measuring (the machine is shared)."""
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def kpi_settings(
+    state_dir: Path,
+    url: str,
+    db: str,
+    stations: int,
+    *,
+    scopes: frozenset[str] = frozenset({"hr:read"}),
+    timezone: str = "UTC",
+) -> tuple[Any, dict[str, str]]:
+    """KPI service settings over ``db`` (a 30 s standard at ST0..ST<stations-1>) and the
+    headers of a key with ``scopes``: what every KPI-side bench starts from."""
+    from kpi_service.core.apikeys import KeyStore
+    from kpi_service.core.config import Settings, Standard
+    from takt_store.settings import InfluxSettings
+
+    settings = Settings(
+        environment="development",
+        state_dir=state_dir,
+        timezone=timezone,
+        influx=InfluxSettings(url=url, database=db),
+        standards=[Standard(station=f"ST{i}", cycle_s=30.0) for i in range(stations)],
+        max_page_size=10_000,
+    )
+    key = KeyStore(settings.keys_db, settings.secret_key.get_secret_value()).create(
+        "bench", scopes, None
+    )
+    return settings, {"Authorization": f"Bearer {key}"}
