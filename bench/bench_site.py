@@ -37,8 +37,6 @@ from simulators.scenario import Scenario
 from takt_cli.processes import ProcessGroup
 from takt_cli.stack import LocalStack, agent_stations
 
-INFLUX_DB = "takt"
-
 
 def _env(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
@@ -147,31 +145,6 @@ class Sampler:
                 await asyncio.sleep(1.0)
 
 
-async def _drained(stack: LocalStack, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    async with httpx.AsyncClient(timeout=5) as client:
-        while time.monotonic() < deadline:
-            try:
-                agents = [
-                    (await client.get(f"http://127.0.0.1:{stack.agent_http_port(a)}/healthz"))
-                    .json()
-                    .get("outbox_pending")
-                    for a in stack.agent_ids
-                ]
-                rollups = []
-                for index in range(COLLECTORS):
-                    port = stack.collector_http_port(index)
-                    health = (await client.get(f"http://127.0.0.1:{port}/healthz")).json()
-                    rollups.append(health.get("detail", health).get("rollup_pending_hours"))
-            except (httpx.HTTPError, ValueError):
-                await asyncio.sleep(1)
-                continue
-            if all(p == 0 for p in agents) and all(r == 0 for r in rollups):
-                return True
-            await asyncio.sleep(1)
-    return False
-
-
 def _ledger_totals(ledger: dict[str, Any]) -> tuple[dict[str, int], dict[str, int]]:
     good: Counter[str] = Counter()
     defects: Counter[str] = Counter()
@@ -183,18 +156,14 @@ def _ledger_totals(ledger: dict[str, Any]) -> tuple[dict[str, int], dict[str, in
 
 
 def _influx_totals(stack: LocalStack) -> tuple[dict[str, int], dict[str, int]]:
-    db = stack.database
-    assert db is not None
     good: Counter[str] = Counter()
     defects: Counter[str] = Counter()
-    q = 'SELECT sum("count") FROM "raw"."units" GROUP BY "outcome", "defect_code", "worker"'
-    for series in db.query(q, INFLUX_DB):
-        tags: Any = series["tags"]
-        n = int(series["values"][0][1])  # type: ignore[index]
-        if tags["outcome"] == "good":
-            good[tags["worker"]] += n
+    units = stack.sums('"raw"."units"', "count", "outcome, defect_code, worker")
+    for (outcome, code, worker), n in units.items():
+        if outcome == "good":
+            good[worker] += int(n)
         else:
-            defects[tags["defect_code"]] += n
+            defects[code] += int(n)
     return dict(good), dict(defects)
 
 
@@ -265,7 +234,7 @@ async def _run(workdir: Path) -> dict[str, object]:
                 agent_metrics = [
                     await _metrics(client, stack.agent_http_port(a)) for a in stack.agent_ids
                 ]
-            drained = await _drained(stack, timeout_s=600)
+            drained = await stack.drained(timeout_s=600)
             drain_s = time.monotonic() - started - production_s
             sampler.running = False
             await sampling

@@ -35,8 +35,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from simulators.scenario import Scenario
 from takt_cli.processes import Child, ProcessGroup
 from takt_cli.stack import INFLUX_DB, LocalStack
@@ -268,7 +266,7 @@ class Campaign:
                 self.log(f"floor done after {time.monotonic() - t0:.0f} s; draining")
                 ledger = json.loads((floor.workdir / "ledger.json").read_text())
                 self.report.floor_max_lag_s = floor.max_lag_s
-                self.report.drained = await self._drain(stack, ledger)
+                self.report.drained = await stack.drained(timeout_s=180)
                 await asyncio.to_thread(self._check, stack, ledger)
         return self.report
 
@@ -312,23 +310,6 @@ class Campaign:
 
     # -- checks ---------------------------------------------------------------------
 
-    async def _drain(self, stack: LocalStack, ledger: dict[str, Any]) -> bool:
-        """Until the agent's outbox is empty and the collector's rollups are done."""
-        deadline = time.monotonic() + 180
-        async with httpx.AsyncClient(timeout=5) as client:
-            while time.monotonic() < deadline:
-                try:
-                    agent = (await client.get(_url(stack.ports.agent_http, "healthz"))).json()
-                    coll = (await client.get(_url(stack.ports.collector_http, "healthz"))).json()
-                except (httpx.HTTPError, ValueError):
-                    await asyncio.sleep(1)
-                    continue
-                detail = coll.get("detail", coll)
-                if agent.get("outbox_pending") == 0 and detail.get("rollup_pending_hours") == 0:
-                    return True
-                await asyncio.sleep(1)
-        return False
-
     def _check(self, stack: LocalStack, ledger: dict[str, Any]) -> None:
         db = stack.database
         assert db is not None
@@ -357,7 +338,7 @@ class Campaign:
             for code, n in r["defects"].items():
                 defects[code] = defects.get(code, 0) + n
         report.defects_ledger = {c: n for c, n in sorted(defects.items()) if n}
-        raw_units = _sums(db, '"raw"."units"', "count", "outcome, defect_code, worker")
+        raw_units = stack.sums('"raw"."units"', "count", "outcome, defect_code, worker")
         report.units_influx = int(sum(raw_units.values()))
         got_defects: dict[str, int] = {}
         got_good: dict[str, int] = {}
@@ -373,8 +354,8 @@ class Campaign:
                 report.worker_diffs[worker] = (want, got)
 
         for measurement, fld in (("units", "count"), ("work", "work_s"), ("work", "effective_s")):
-            raw = _sums(db, f'"raw"."{measurement}"', fld, "worker")
-            rollup = _sums(db, f'"rollup"."{measurement}_1h"', fld, "worker")
+            raw = stack.sums(f'"raw"."{measurement}"', fld, "worker")
+            rollup = stack.sums(f'"rollup"."{measurement}_1h"', fld, "worker")
             for (worker,) in set(raw) | set(rollup):
                 a, b = raw.get((worker,), 0.0), rollup.get((worker,), 0.0)
                 if abs(a - b) > 1e-6:
@@ -387,22 +368,9 @@ class Campaign:
             )
 
 
-def _sums(db: Any, source: str, fld: str, by: str) -> dict[tuple[str, ...], float]:
-    tags = [t.strip() for t in by.split(",")]
-    out: dict[tuple[str, ...], float] = {}
-    for series in db.query(f'SELECT sum("{fld}") FROM {source} GROUP BY {by}', INFLUX_DB):
-        key = tuple(str(series["tags"][t]) for t in tags)
-        out[key] = float(series["values"][0][1])
-    return out
-
-
 def _kill(child: Child) -> None:
     child.signal_group(signal.SIGKILL)
     child.proc.wait(10)
-
-
-def _url(port: int, path: str) -> str:
-    return f"http://127.0.0.1:{port}/{path}"
 
 
 async def campaign(workdir: Path, seed: int, plan: Plan) -> Report:

@@ -8,6 +8,7 @@ their environment, never written into a config file.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -273,6 +274,42 @@ class LocalStack:
         )
         wait_http(f"http://127.0.0.1:{self.collector_http_port(index)}/healthz", 30, child)
         return child
+
+    # -- checks after a run -----------------------------------------------------
+    async def drained(self, timeout_s: float) -> bool:
+        """Until every agent's outbox is empty and every collector's rollups are done."""
+        urls = [f"http://127.0.0.1:{self.agent_http_port(a)}/healthz" for a in self.agent_ids]
+        collectors = [
+            f"http://127.0.0.1:{self.collector_http_port(i)}/healthz"
+            for i in range(self.collectors)
+        ]
+        deadline = time.monotonic() + timeout_s
+        async with httpx.AsyncClient(timeout=5) as client:
+            while time.monotonic() < deadline:
+                try:
+                    agents = [(await client.get(url)).json() for url in urls]
+                    health = [(await client.get(url)).json() for url in collectors]
+                except (httpx.HTTPError, ValueError):
+                    await asyncio.sleep(1)
+                    continue
+                rollups = [h.get("detail", h).get("rollup_pending_hours") for h in health]
+                if all(a.get("outbox_pending") == 0 for a in agents) and all(
+                    r == 0 for r in rollups
+                ):
+                    return True
+                await asyncio.sleep(1)
+        return False
+
+    def sums(self, source: str, fld: str, by: str) -> dict[tuple[str, ...], float]:
+        """``sum(fld)`` of ``source`` grouped by the tags ``by`` (comma-separated)."""
+        tags = [t.strip() for t in by.split(",")]
+        out: dict[tuple[str, ...], float] = {}
+        query = f'SELECT sum("{fld}") FROM {source} GROUP BY {by}'
+        for series in self._database().query(query, INFLUX_DB):
+            tagged: Any = series["tags"]
+            values: Any = series["values"]
+            out[tuple(str(tagged[t]) for t in tags)] = float(values[0][1])
+        return out
 
     # -- KPI service ------------------------------------------------------------
     def kpi_env(
