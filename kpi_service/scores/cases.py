@@ -84,16 +84,9 @@ class DecisionIn(BaseModel):
 
 
 @dataclass(frozen=True)
-class Case:
-    id: int
-    kind: str
-    effect: Effect
-    worker: str
-    to_worker: str | None
-    line: str
-    station: str
-    start: datetime
-    end: datetime
+class Case(CaseEffect):
+    """A stored case: what the KPI computation needs (``CaseEffect``) and its record."""
+
     text: str
     evidence: str
     status: str
@@ -102,10 +95,6 @@ class Case:
     decided_at: datetime | None
     decided_by: str | None
     decision_reason: str | None
-
-    def as_effect(self) -> CaseEffect:
-        return CaseEffect(self.id, self.kind, self.effect, self.worker, self.to_worker,
-                          self.line, self.station, self.start, self.end)  # fmt: skip
 
 
 class CaseConflict(TaktError, ValueError):
@@ -214,4 +203,4 @@ class CaseBook:
             and_(t.c.status == "approved", t.c.span_start < end, t.c.span_end > start)
         )
         with self.db.engine.connect() as conn:
-            return [_case(r).as_effect() for r in conn.execute(stmt).all()]
+            return [_case(r) for r in conn.execute(stmt).all()]
